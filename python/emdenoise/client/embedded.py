@@ -1,0 +1,66 @@
+"""The embedded default: the engine in this process, behind the client interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from emdenoise._version import __version__
+from emdenoise.client.job import DenoiseJob
+from emdenoise.engine import Engine
+
+
+class EmbeddedClient:
+    """Same methods as :class:`emdenoise.client.remote.RemoteClient`, no server needed."""
+
+    address = "embedded"
+
+    def __init__(self, engine: Engine | None = None, *, models: list[Path] | None = None, device: str = "auto", **engine_options):
+        self.engine = engine or Engine(models, device=device, **engine_options)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        pass
+
+    def list_models(self) -> list[dict]:
+        cards = []
+        for card in self.engine.list_cards():
+            raw = dict(card.raw)
+            raw["graph_sha256"] = card.graph_sha256()
+            cards.append(raw)
+        return cards
+
+    def denoise(
+        self,
+        frames: Iterable[np.ndarray],
+        model_id: str | None = None,
+        *,
+        modality: str = "any",
+        gain: float | None = None,
+        offset: float | None = None,
+        frame_count: int = 0,
+    ) -> DenoiseJob:
+        card = self.engine.card(model_id, modality=modality)
+
+        def stream() -> Iterator:
+            yield {
+                "model_id": card.id,
+                "model_version": card.version,
+                "graph_sha256": card.graph_sha256(),
+                "emdenoise_version": __version__,
+                "device": self.engine.device,
+            }
+            for index, frame in enumerate(frames):
+                yield self.engine.denoise_frame(frame, card, index=index, gain=gain, offset=offset)
+
+        return DenoiseJob(stream())

@@ -1,0 +1,127 @@
+"""Client of a running emdenoise server (gRPC)."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Iterator
+
+import grpc
+import numpy as np
+
+from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
+from emdenoise.v1 import denoiser_pb2 as pb
+from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+from emdenoise.wire import FrameAssembler, frame_to_chunks
+from emdenoise.client.job import DenoiseJob
+
+ERROR_OF = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.NOT_FOUND: ModelNotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+}
+
+
+def user_error(error: grpc.RpcError, address: str) -> UserError:
+    """Turn a gRPC failure into the user error it stands for."""
+    code = error.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return UserError(
+            f"cannot reach the emdenoise server at {address}; start it with "
+            f"'emdenoise serve --port {address.rsplit(':', 1)[-1]}' or leave the server unset to use the embedded engine."
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return UserError(f"the emdenoise server at {address} did not answer in time; check that it is running.")
+    if code == grpc.StatusCode.CANCELLED:
+        return UserError("the job was cancelled.")
+    return ERROR_OF.get(code, UserError)(error.details() or str(code))
+
+
+def card_from_info(info: pb.ModelInfo) -> dict:
+    """A ModelInfo as the card dictionary it mirrors."""
+    card = json.loads(info.card_json) if info.card_json else {}
+    card.update(id=info.id, task=info.task, backend=info.backend, modality=info.modality, default=info.is_default)
+    card["graph_sha256"] = info.graph_sha256
+    return card
+
+
+class RemoteClient:
+    """Talk to ``emdenoise serve`` at ``address`` (``host:port``)."""
+
+    def __init__(self, address: str, *, connect_timeout: float = 10.0):
+        self.address = address
+        self.connect_timeout = connect_timeout
+        self.channel = grpc.insecure_channel(address)
+        self.stub = pb_grpc.DenoiserStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the server accepts connections, or raise a UserError."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout or self.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise UserError(
+                f"cannot reach the emdenoise server at {self.address}; start it with 'emdenoise serve' "
+                "or leave the server unset to use the embedded engine."
+            ) from None
+
+    def list_models(self) -> list[dict]:
+        """Cards of the models the server offers."""
+        try:
+            reply = self.stub.ListModels(pb.ListModelsRequest(), timeout=self.connect_timeout, wait_for_ready=False)
+        except grpc.RpcError as error:
+            raise user_error(error, self.address) from None
+        return [card_from_info(info) for info in reply.models]
+
+    def denoise(
+        self,
+        frames: Iterable[np.ndarray],
+        model_id: str | None = None,
+        *,
+        modality: str = "any",
+        gain: float | None = None,
+        offset: float | None = None,
+        frame_count: int = 0,
+    ) -> DenoiseJob:
+        """Stream ``frames`` to the server; iterate the returned job for float32 results."""
+        options = pb.DenoiseOptions(model_id=model_id or "", modality=modality, frame_count=frame_count)
+        if gain is not None:
+            options.gain = float(gain)
+        if offset is not None:
+            options.offset = float(offset)
+
+        def requests() -> Iterator[pb.DenoiseRequest]:
+            yield pb.DenoiseRequest(options=options)
+            for index, frame in enumerate(frames):
+                for chunk in frame_to_chunks(np.asarray(frame), index):
+                    yield pb.DenoiseRequest(chunk=chunk)
+
+        call = self.stub.Denoise(requests())
+        return DenoiseJob(self._results(call), cancel=call.cancel)
+
+    def _results(self, call) -> Iterator:
+        assembler = FrameAssembler()
+        try:
+            for response in call:
+                if response.WhichOneof("item") == "started":
+                    info = response.started
+                    yield {
+                        "model_id": info.model_id,
+                        "model_version": info.model_version,
+                        "graph_sha256": info.graph_sha256,
+                        "emdenoise_version": info.emdenoise_version,
+                        "device": info.device,
+                    }
+                    continue
+                frame = assembler.add(response.chunk)
+                if frame is not None:
+                    yield frame
+        except grpc.RpcError as error:
+            raise user_error(error, self.address) from None

@@ -1,0 +1,1 @@
+"""One module per CLI verb of the walking skeleton (denoise, models, serve, demo)."""

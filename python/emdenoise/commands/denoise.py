@@ -1,0 +1,71 @@
+"""``emdenoise denoise IN... -o OUT``: files or folders, embedded engine or a server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from emdenoise.client import connect
+from emdenoise.errors import UserError
+from emdenoise.workflow import denoise_many, expand_inputs, summary_table
+
+MODALITIES = ("any", "tem", "stem", "tem+stem", "hrtem")
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--server`` / ``--models`` / ``--device``: where and how models run."""
+    parser.add_argument("--server", metavar="HOST:PORT", help="use a running 'emdenoise serve'; default: embedded engine")
+    parser.add_argument("--models", type=Path, action="append", metavar="DIR", help="extra model folder (embedded engine)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="embedded engine device")
+
+
+def client_from_args(args):
+    """The client the arguments ask for."""
+    if args.server:
+        return connect(args.server)
+    from emdenoise.engine.repository import bundled_models_dir, user_models_dir
+
+    folders = None
+    if args.models:
+        folders = [bundled_models_dir(), user_models_dir(), *args.models]
+    return connect(None, models=folders, device=args.device)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("denoise", help="denoise TIFF/EM files or folders of them")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder (or .tif file for one input)")
+    p.add_argument("--model", help="model id (see 'emdenoise models'); default: the modality's default")
+    p.add_argument("--modality", default="any", choices=MODALITIES, help="picks the default model")
+    p.add_argument("--gain", type=float, help="detector counts per electron")
+    p.add_argument("--offset", type=float, help="detector reading at zero electrons")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_connection_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise UserError("no input files were found; name image files or folders that contain them.")
+    with client_from_args(args) as client:
+        outcomes = denoise_many(
+            client,
+            inputs,
+            args.output,
+            model_id=args.model,
+            modality=args.modality,
+            gain=args.gain,
+            offset=args.offset,
+            overwrite=args.overwrite,
+            progress=True,
+        )
+    failed = [o for o in outcomes if o.status == "failed"]
+    if len(outcomes) == 1 and failed:
+        raise UserError(failed[0].detail)
+    if len(outcomes) > 1 or failed:
+        print(summary_table(outcomes))
+    else:
+        print(outcomes[0].detail if outcomes[0].status == "written" else f"skipped: {outcomes[0].detail}")
+    return 1 if failed else 0

@@ -1,0 +1,44 @@
+"""``emdenoise serve``: the gRPC model server."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from emdenoise.engine.repository import bundled_models_dir, user_models_dir
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="run the gRPC model server")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=50051, help="port (0: pick a free one and print it)")
+    p.add_argument("--models", type=Path, action="append", metavar="DIR", help="model folder (repeatable); default: bundled + user models")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-streams", type=int, default=16, help="concurrent client streams")
+    p.add_argument("--max-parallel-frames", type=int, default=2, help="frames computed at once")
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
+    p.add_argument("--tile-size", type=int, help="largest tile side (default: each model card's)")
+    p.add_argument("--max-frame-mib", type=int, default=1024, help="largest frame accepted, in MiB")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from emdenoise.server.app import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = args.models
+    if models:
+        models = [bundled_models_dir(), user_models_dir(), *models]
+    serve(
+        host=args.host,
+        port=args.port,
+        models=models,
+        device=args.device,
+        max_streams=args.max_streams,
+        max_parallel_frames=args.max_parallel_frames,
+        batch_size=args.batch_size,
+        tile_size=args.tile_size,
+        max_frame_bytes=args.max_frame_mib << 20,
+    )
+    return 0

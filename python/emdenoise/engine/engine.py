@@ -1,0 +1,172 @@
+"""The engine: runs model cards on frames, with tiling, batching and normalisation.
+
+No gRPC here (ARCHITECTURE.md): the server, the CLI's embedded mode and scripts all call
+:class:`Engine` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from emdenoise.engine import tiling
+from emdenoise.engine.backends import make_backend
+from emdenoise.engine.cards import ModelCard
+from emdenoise.engine.devices import providers_for
+from emdenoise.engine.normalization import fit_normalization
+from emdenoise.engine.repository import ModelRepository
+from emdenoise.engine.validation import as_frame, as_frames
+from emdenoise.errors import InvalidInput, ResourceExhausted
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = 512
+DEFAULT_BATCH = 8
+
+
+class Engine:
+    """Load models from folders and denoise frames with them.
+
+    Parameters
+    ----------
+    model_dirs : list of path-like, optional
+        Folders of model folders; default: the bundled repository and the user folder.
+    device : {"auto", "cpu", "cuda"}
+        Where ONNX graphs run (``auto``: CUDA when a GPU is really usable).
+    batch_size : int
+        Tiles per ONNX Runtime call; halved automatically when memory runs out.
+    tile_size : int, optional
+        Largest core tile side; default from each card (512 when the card says nothing).
+
+    Examples
+    --------
+    >>> from emdenoise.engine import Engine
+    >>> engine = Engine(device="cpu")
+    >>> out = engine.denoise(np.ones((64, 64), np.uint16), "ede-kernel-tem-3")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_dirs: list[str | Path] | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH,
+        tile_size: int | None = None,
+    ):
+        self.repository = ModelRepository(model_dirs)
+        self.providers = providers_for(device)
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.batch_size = max(int(batch_size), 1)
+        self.tile_size = tile_size
+        self._backends: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- models -------------------------------------------------------------------------
+    def list_cards(self) -> list[ModelCard]:
+        """Every usable model card."""
+        return self.repository.cards()
+
+    def card(self, model_id: str | None = None, *, modality: str = "any") -> ModelCard:
+        """The card of ``model_id``, or the default denoiser for ``modality``."""
+        if model_id:
+            return self.repository.get(model_id)
+        return self.repository.default_for(modality)
+
+    def _backend(self, card: ModelCard):
+        with self._lock:  # sessions are created once and then shared by every thread
+            backend = self._backends.get(card.id)
+            if backend is None:
+                backend = make_backend(card, self.providers)
+                self._backends[card.id] = backend
+            return backend
+
+    # -- denoising ----------------------------------------------------------------------
+    def denoise(self, image: np.ndarray, model_id: str | None = None, **options) -> np.ndarray:
+        """Denoise a 2-D frame or an N-D stack (frames on the last two axes).
+
+        Parameters
+        ----------
+        image : ndarray
+            uint8/uint16/int16/int32/float32/float64 pixels.
+        model_id : str, optional
+            Model to use; default: the card flagged default for ``options["modality"]``.
+        **options
+            ``modality``, ``gain``, ``offset`` (for counts-normalised models).
+
+        Returns
+        -------
+        ndarray
+            float32, same shape as ``image``.
+        """
+        stack = as_frames(image)
+        out = np.stack(list(self.iter_denoise(stack, model_id, **options)))
+        return out.reshape(np.shape(image))
+
+    def iter_denoise(
+        self, frames: Iterable[np.ndarray], model_id: str | None = None, **options
+    ) -> Iterator[np.ndarray]:
+        """Denoise frames one at a time as they arrive (the stack is never held whole)."""
+        card = self.card(model_id, modality=options.pop("modality", "any"))
+        for index, frame in enumerate(frames):
+            yield self.denoise_frame(frame, card, index=index, **options)
+
+    def denoise_frame(
+        self,
+        frame: np.ndarray,
+        card: ModelCard,
+        *,
+        index: int | None = None,
+        gain: float | None = None,
+        offset: float | None = None,
+    ) -> np.ndarray:
+        """Denoise one 2-D frame with ``card``'s model (tiled, batched, normalised)."""
+        if card.task != "denoise":
+            raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
+        frame = as_frame(frame, index=index)
+        mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
+        normalised = mapping.forward(frame)
+        result = self._run_tiled(normalised, card)
+        return mapping.inverse(result)
+
+    def tile_plan(self, shape: tuple[int, int], card: ModelCard) -> tiling.TilePlan:
+        """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`)."""
+        if card.backend == "classical":
+            return tiling.plan_tiles(shape, tile_size=max(shape), halo=0)
+        tile = card.tile
+        size = int(self.tile_size or tile.get("size") or DEFAULT_TILE)
+        if card.is_global:
+            halo = int(tile.get("overlap", 0))
+        else:
+            halo = card.receptive_field // 2
+        return tiling.plan_tiles(shape, tile_size=size, halo=halo, multiple_of=int(tile.get("multiple_of", 1)))
+
+    def _run_tiled(self, frame: np.ndarray, card: ModelCard) -> np.ndarray:
+        backend = self._backend(card)
+        plan = self.tile_plan(frame.shape, card)
+        padded = tiling.pad_frame(frame, plan)
+        output = np.empty(frame.shape, np.float32)
+        windows = list(tiling.iter_windows(padded, plan))
+        batch_size = self.batch_size
+        start = 0
+        while start < len(windows):
+            chunk = windows[start : start + batch_size]
+            batch = np.stack([window for _, window in chunk])[:, None]
+            try:
+                results = backend.run(np.ascontiguousarray(batch, dtype=np.float32))
+            except ResourceExhausted:
+                if batch_size == 1:
+                    raise ResourceExhausted(
+                        f"model {card.id} ran out of memory on a single {plan.window[0]}x{plan.window[1]} tile; "
+                        "lower --tile-size (or the server's --tile-size) and try again."
+                    ) from None
+                batch_size = max(batch_size // 2, 1)
+                log.warning("out of memory: retrying %s with batch size %d", card.id, batch_size)
+                continue
+            for (tile, _), result in zip(chunk, results):
+                tiling.place(output, tile, result[0], plan)
+            start += len(chunk)
+        return output

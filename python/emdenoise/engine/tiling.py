@@ -1,0 +1,97 @@
+"""Cut frames into fixed-shape tiles with a halo and stitch the results back.
+
+The halo is the receptive-field margin (CSBDeep, bioimageio habit): each tile is run with
+``halo`` extra pixels on every side, taken from the frame or, at its borders, from a
+reflection of it (seed 001, sec. 3.2: "reflection padding"); the halo is cropped from the
+output. For a model whose receptive field fits inside the halo the stitched result equals
+the untiled one. Tiles have one shape per (model, frame size), so ONNX Runtime does not
+re-plan for every input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A core region ``[y0:y0+height, x0:x0+width]`` of the frame."""
+
+    y0: int
+    x0: int
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How one frame of ``shape`` is cut: core tile size, halo and tile origins."""
+
+    shape: tuple[int, int]
+    core: tuple[int, int]
+    halo: int
+    multiple_of: int
+    tiles: tuple[Tile, ...]
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """Shape of the array each tile feeds to the model (core + halo, padded to the multiple)."""
+        return tuple(_round_up(c + 2 * self.halo, self.multiple_of) for c in self.core)  # type: ignore[return-value]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _origins(length: int, core: int) -> list[int]:
+    starts = list(range(0, max(length - core, 0) + 1, core))
+    if starts[-1] + core < length:
+        starts.append(length - core)
+    return starts
+
+
+def plan_tiles(shape: tuple[int, int], *, tile_size: int, halo: int, multiple_of: int = 1) -> TilePlan:
+    """Plan tiles of core ``tile_size`` (clipped to the frame) with a ``halo`` margin.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Frame height and width.
+    tile_size : int
+        Largest core tile side; a frame that fits runs as a single tile of its own size.
+    halo : int
+        Margin added on every side (receptive-field radius, or the overlap of global models).
+    multiple_of : int
+        Windows are padded up to a multiple of this (networks with pooling need it).
+
+    Returns
+    -------
+    TilePlan
+    """
+    height, width = shape
+    core = (min(tile_size, height), min(tile_size, width))
+    tiles = tuple(Tile(y, x) for y in _origins(height, core[0]) for x in _origins(width, core[1]))
+    return TilePlan((height, width), core, int(halo), max(int(multiple_of), 1), tiles)
+
+
+def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:
+    """Reflect-pad ``frame`` by the halo (plus the window's round-up on the far sides)."""
+    extra_y = plan.window[0] - plan.core[0] - 2 * plan.halo
+    extra_x = plan.window[1] - plan.core[1] - 2 * plan.halo
+    pads = ((plan.halo, plan.halo + extra_y), (plan.halo, plan.halo + extra_x))
+    return np.pad(frame, pads, mode="reflect" if min(frame.shape) > 1 else "edge")
+
+
+def iter_windows(padded: np.ndarray, plan: TilePlan) -> Iterator[tuple[Tile, np.ndarray]]:
+    """Yield each tile with its model input window cut from the padded frame."""
+    window_h, window_w = plan.window
+    for tile in plan.tiles:
+        yield tile, padded[tile.y0 : tile.y0 + window_h, tile.x0 : tile.x0 + window_w]
+
+
+def place(output: np.ndarray, tile: Tile, result: np.ndarray, plan: TilePlan) -> None:
+    """Write the core of one tile's model output into the stitched frame."""
+    core_h, core_w = plan.core
+    h = plan.halo
+    output[tile.y0 : tile.y0 + core_h, tile.x0 : tile.x0 + core_w] = result[h : h + core_h, h : h + core_w]

@@ -1,0 +1,1 @@
+"""gRPC service on top of the engine."""

@@ -1,0 +1,97 @@
+"""Start, run and stop the gRPC model server (``emdenoise serve``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from emdenoise.engine import Engine
+from emdenoise.server.service import DenoiserService
+from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "emdenoise.v1.Denoiser"
+
+
+def create_server(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    max_streams: int = 16,
+    max_parallel_frames: int = 2,
+    max_frame_bytes: int | None = None,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Build a started gRPC server; returns it, the bound port and its health servicer.
+
+    ``max_streams`` bounds concurrent RPCs (more are refused with RESOURCE_EXHAUSTED);
+    ``max_parallel_frames`` bounds frames computed at once across all streams.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_streams + 2, thread_name_prefix="emdenoise-rpc"),
+        maximum_concurrent_rpcs=max_streams,
+    )
+    service_options = {"max_parallel_frames": max_parallel_frames}
+    if max_frame_bytes:
+        service_options["max_frame_bytes"] = max_frame_bytes
+    pb_grpc.add_DenoiserServicer_to_server(DenoiserService(engine, **service_options), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not listen on {host}:{port}; is another server using that port?")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, bound, health_servicer
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    models: list[Path] | None = None,
+    device: str = "auto",
+    max_streams: int = 16,
+    max_parallel_frames: int = 2,
+    batch_size: int = 8,
+    tile_size: int | None = None,
+    max_frame_bytes: int | None = None,
+    grace_seconds: float = 5.0,
+) -> None:
+    """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish)."""
+    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
+    server, bound, health_servicer = create_server(
+        engine,
+        host=host,
+        port=port,
+        max_streams=max_streams,
+        max_parallel_frames=max_parallel_frames,
+        max_frame_bytes=max_frame_bytes,
+    )
+    stopping = threading.Event()
+
+    def stop(signum, _frame):
+        log.info("signal %s: stopping", signum)
+        health_servicer.enter_graceful_shutdown()
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    cards = engine.list_cards()
+    print(
+        f"emdenoise server listening on {host}:{bound} ({engine.device}, {len(cards)} models)",
+        flush=True,
+    )
+    for problem in engine.repository.problems:
+        print(f"warning: {problem}", flush=True)
+    stopping.wait()
+    server.stop(grace_seconds).wait()
+    print("emdenoise server stopped", flush=True)

@@ -1,0 +1,158 @@
+"""The gRPC Denoiser service: streams frames through the engine.
+
+The server knows nothing of tiling (ARCHITECTURE.md): it reassembles frames, hands each
+to :class:`emdenoise.engine.Engine`, streams the result back, and turns every user error
+into a gRPC status with a sentence a microscopist can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from contextlib import contextmanager
+
+import grpc
+
+from emdenoise._version import __version__
+from emdenoise.engine import Engine, ModelCard
+from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
+from emdenoise.v1 import denoiser_pb2 as pb
+from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+from emdenoise.wire import MAX_FRAME_BYTES, FrameAssembler, frame_to_chunks
+
+log = logging.getLogger(__name__)
+
+STATUS_OF = (
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UserError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def status_for(error: Exception) -> grpc.StatusCode:
+    """gRPC status code for a user error."""
+    for kind, code in STATUS_OF:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def model_info(card: ModelCard) -> pb.ModelInfo:
+    """ListModels entry for a card."""
+    return pb.ModelInfo(
+        id=card.id,
+        name=str(card.raw.get("name", card.id)),
+        task=card.task,
+        backend=card.backend,
+        modality=card.modality,
+        is_default=card.is_default,
+        version=card.version,
+        dose_range=list(card.dose_range or ()),
+        graph_sha256=card.graph_sha256(),
+        card_json=json.dumps(card.raw, sort_keys=True),
+    )
+
+
+def job_info(card: ModelCard, device: str) -> pb.JobInfo:
+    """What ran, for provenance."""
+    return pb.JobInfo(
+        model_id=card.id,
+        model_version=card.version,
+        graph_sha256=card.graph_sha256(),
+        emdenoise_version=__version__,
+        device=device,
+    )
+
+
+class DenoiserService(pb_grpc.DenoiserServicer):
+    """Denoiser servicer over one shared engine.
+
+    Parameters
+    ----------
+    engine : Engine
+        Loaded once; ONNX Runtime sessions are shared by all streams.
+    max_parallel_frames : int
+        Frames computed at the same time across all streams (bounded concurrency: more
+        streams wait their turn instead of exhausting memory).
+    max_frame_bytes : int
+        Largest frame a request may announce.
+    """
+
+    def __init__(self, engine: Engine, *, max_parallel_frames: int = 2, max_frame_bytes: int = MAX_FRAME_BYTES):
+        self.engine = engine
+        self.max_frame_bytes = max_frame_bytes
+        self._compute_slots = threading.BoundedSemaphore(max(1, max_parallel_frames))
+
+    @contextmanager
+    def _compute_slot(self, context):
+        while not self._compute_slots.acquire(timeout=0.5):
+            if not context.is_active():
+                raise _ClientGone()
+        try:
+            yield
+        finally:
+            self._compute_slots.release()
+
+    def ListModels(self, request, context):
+        self.engine.repository.refresh()
+        cards = self.engine.list_cards()
+        return pb.ListModelsResponse(models=[model_info(card) for card in cards], device=self.engine.device)
+
+    def Denoise(self, request_iterator, context):
+        try:
+            yield from self._denoise(request_iterator, context)
+        except _ClientGone:
+            log.info("client went away; its work is dropped")
+        except UserError as error:
+            context.abort(status_for(error), str(error))
+        except grpc.RpcError:
+            raise
+        except Exception as error:  # never let one request take the server down
+            if not context.is_active():
+                return
+            log.exception("Denoise failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
+
+    def _denoise(self, request_iterator, context):
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("item") != "options":
+            raise InvalidInput("a Denoise stream must start with DenoiseOptions (model and modality).")
+        options = first.options
+        card = self.engine.card(options.model_id or None, modality=options.modality or "any")
+        if card.task != "denoise":
+            raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
+        calibration = {
+            "gain": options.gain if options.HasField("gain") else None,
+            "offset": options.offset if options.HasField("offset") else None,
+        }
+        yield pb.DenoiseResponse(started=job_info(card, self.engine.device))
+        assembler = FrameAssembler(max_frame_bytes=self.max_frame_bytes)
+        for request in request_iterator:
+            if not context.is_active():
+                raise _ClientGone()
+            if request.WhichOneof("item") != "chunk":
+                raise InvalidInput("DenoiseOptions may only be sent once, as the first message.")
+            frame = assembler.add(request.chunk)
+            if frame is None:
+                continue
+            index = assembler.next_frame - 1
+            with self._compute_slot(context):
+                result = self.engine.denoise_frame(frame, card, index=index, **calibration)
+            for chunk in frame_to_chunks(result, index):
+                yield pb.DenoiseResponse(chunk=chunk)
+        if assembler.in_progress:
+            raise InvalidInput(
+                f"the stream ended in the middle of frame {assembler.next_frame}; the upload was truncated, send it again."
+            )
+        if assembler.next_frame == 0:
+            raise InvalidInput("the stack is empty: no frames were sent.")
+        if options.frame_count and assembler.next_frame != options.frame_count:
+            raise InvalidInput(
+                f"{assembler.next_frame} frames arrived but {options.frame_count} were announced; the upload was cut short."
+            )
+
+
+class _ClientGone(Exception):
+    """The client cancelled or disconnected: stop working on its stream."""

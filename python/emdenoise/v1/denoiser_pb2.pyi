@@ -1,0 +1,109 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ArrayHeader(_message.Message):
+    __slots__ = ("dtype", "shape")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FrameChunk(_message.Message):
+    __slots__ = ("frame_index", "chunk_index", "chunk_count", "header", "data")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    chunk_index: int
+    chunk_count: int
+    header: ArrayHeader
+    data: bytes
+    def __init__(self, frame_index: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., header: _Optional[_Union[ArrayHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class DenoiseOptions(_message.Message):
+    __slots__ = ("model_id", "modality", "gain", "offset", "frame_count")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    GAIN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    modality: str
+    gain: float
+    offset: float
+    frame_count: int
+    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., frame_count: _Optional[int] = ...) -> None: ...
+
+class DenoiseRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: DenoiseOptions
+    chunk: FrameChunk
+    def __init__(self, options: _Optional[_Union[DenoiseOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("model_id", "model_version", "graph_sha256", "emdenoise_version", "device")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
+    EMDENOISE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    model_version: str
+    graph_sha256: str
+    emdenoise_version: str
+    device: str
+    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., emdenoise_version: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+
+class DenoiseResponse(_message.Message):
+    __slots__ = ("started", "chunk")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    started: JobInfo
+    chunk: FrameChunk
+    def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "name", "task", "backend", "modality", "is_default", "version", "dose_range", "graph_sha256", "card_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOSE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    task: str
+    backend: str
+    modality: str
+    is_default: bool
+    version: str
+    dose_range: _containers.RepeatedScalarFieldContainer[float]
+    graph_sha256: str
+    card_json: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., task: _Optional[str] = ..., backend: _Optional[str] = ..., modality: _Optional[str] = ..., is_default: _Optional[bool] = ..., version: _Optional[str] = ..., dose_range: _Optional[_Iterable[float]] = ..., graph_sha256: _Optional[str] = ..., card_json: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "device")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    device: str
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., device: _Optional[str] = ...) -> None: ...

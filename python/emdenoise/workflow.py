@@ -1,0 +1,159 @@
+"""File-level jobs shared by the CLI and the Fiji bridge: read, denoise, write.
+
+ARCHITECTURE.md conventions: outputs are named after the input and the model, record
+provenance, never overwrite without being asked; ``denoise`` over folders skips existing
+outputs, continues past bad files and reports a summary.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from emdenoise.engine.repository import choose_default
+from emdenoise.errors import UserError
+from emdenoise.io.metadata import ImageMetadata
+from emdenoise.io.tiff import frame_count, iter_tiff_frames, read_tiff_metadata, write_tiff
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def open_frames(path: Path) -> tuple[Iterator[np.ndarray], ImageMetadata, int]:
+    """Frames of an image file (lazily for TIFF), its metadata and frame count."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input {path} does not exist; check the path.")
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        try:
+            metadata = read_tiff_metadata(path)
+        except Exception as error:  # tifffile raises many kinds for corrupt files
+            raise UserError(f"{path} is not a readable TIFF file ({error}); re-export it.") from None
+        if metadata.extra.get("rgb"):
+            raise UserError(f"{path} holds an RGB image; convert it to 32-bit grayscale first.")
+        return iter_tiff_frames(path), metadata, frame_count(metadata.shape)
+    from emdenoise.io.reader import read_image  # EM formats (rsciio, mrcfile)
+
+    pixels, metadata = read_image(path)
+    stack = pixels.reshape((-1,) + pixels.shape[-2:]) if pixels.ndim >= 2 else pixels
+    return iter(stack), metadata, frame_count(pixels.shape)
+
+
+def output_path_for(input_path: Path, output: Path, model_id: str, *, single: bool) -> Path:
+    """Where the result of ``input_path`` goes: ``output`` itself for one file named
+    ``*.tif``, else ``output/<stem>_denoised-<model>.tif``."""
+    if single and output.suffix.lower() in TIFF_SUFFIXES:
+        return output
+    return output / f"{input_path.stem}_denoised-{model_id}.tif"
+
+
+def provenance(info: dict, *, source: Path, gain: float | None, offset: float | None) -> dict[str, str]:
+    """Provenance lines for ImageJ's Info (ARCHITECTURE.md, "Provenance")."""
+    return {
+        "model": info["model_id"],
+        "model_version": info.get("model_version", ""),
+        "graph_sha256": info.get("graph_sha256", "") or "none (classical filter)",
+        "version": info.get("emdenoise_version", ""),
+        "device": info.get("device", ""),
+        "source": source.name,
+        "gain": "not given" if gain is None else f"{gain:g}",
+        "offset": "not given" if offset is None else f"{offset:g}",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def denoise_file(
+    client,
+    input_path: Path,
+    output_path: Path,
+    *,
+    model_id: str | None = None,
+    modality: str = "any",
+    gain: float | None = None,
+    offset: float | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Denoise one file through ``client`` (embedded or remote) and write an ImageJ TIFF."""
+    if output_path.exists() and not overwrite:
+        raise UserError(f"{output_path} already exists; pass --overwrite to replace it.")
+    frames, metadata, count = open_frames(input_path)
+    if count == 0:
+        raise UserError(f"{input_path} holds no frames; there is nothing to denoise.")
+    job = client.denoise(frames, model_id, modality=modality, gain=gain, offset=offset, frame_count=count)
+    info = job.start()
+    results: Iterable[np.ndarray] = iter(job)
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(results, total=count, unit="frame", desc=input_path.name, leave=False, disable=None)
+    return write_tiff(
+        output_path,
+        results,
+        metadata,
+        provenance=provenance(info, source=input_path, gain=gain, offset=offset),
+        overwrite=overwrite,
+        frame_total=count,
+    )
+
+
+@dataclass
+class Outcome:
+    """What happened to one input of a batch."""
+
+    source: Path
+    status: str  # written | skipped | failed
+    detail: str = ""
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named directly, plus the files directly inside named folders (sorted)."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | None, overwrite: bool = False, **options) -> list[Outcome]:
+    """Denoise every input into ``output``; skip existing results, continue past failures."""
+    single = len(inputs) == 1
+    if not (single and output.suffix.lower() in TIFF_SUFFIXES):
+        output.mkdir(parents=True, exist_ok=True)
+    resolved_model = model_id
+    if resolved_model is None:
+        resolved_model = _default_model(client, options.get("modality", "any"))
+    outcomes = []
+    for source in inputs:
+        target = output_path_for(source, output, resolved_model, single=single)
+        if target.exists() and not overwrite:
+            outcomes.append(Outcome(source, "skipped", f"{target.name} exists"))
+            continue
+        try:
+            denoise_file(client, source, target, model_id=resolved_model, overwrite=overwrite, **options)
+        except UserError as error:
+            outcomes.append(Outcome(source, "failed", str(error)))
+            continue
+        outcomes.append(Outcome(source, "written", str(target)))
+    return outcomes
+
+
+def _default_model(client, modality: str) -> str:
+    return choose_default(client.list_models(), modality)
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    """Plain-text table of a batch's outcomes with a totals line."""
+    width = max([len(o.source.name) for o in outcomes] + [4])
+    lines = [f"{'file':<{width}}  {'status':<8}  detail"]
+    lines += [f"{o.source.name:<{width}}  {o.status:<8}  {o.detail}" for o in outcomes]
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("written", "skipped", "failed")}
+    lines.append(f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed")
+    return "\n".join(lines)

@@ -54,9 +54,12 @@ def as_frames(image: np.ndarray) -> np.ndarray:
     check_dtype(image.dtype)
     if image.ndim < 2:
         raise InvalidInput(f"an image needs at least 2 dimensions, got shape {image.shape}.")
-    if image.ndim > 2 and image.shape[-1] in (3, 4) and image.shape[-3] > 4:
+    if image.ndim == 3 and image.shape[-1] in (3, 4) and image.shape[0] > 4:
         raise InvalidInput(f"shape {image.shape} looks like an RGB image; convert it to 32-bit grayscale first.")
-    stack = image.reshape((-1,) + image.shape[-2:])
-    if stack.shape[0] == 0:
+    height, width = image.shape[-2:]
+    if min(height, width) < 2:
+        raise InvalidInput(f"frames of {height}x{width} pixels are too small; frames need at least 2x2 pixels.")
+    count = int(np.prod(image.shape[:-2], dtype=np.int64))
+    if count == 0:
         raise InvalidInput("the stack is empty; it holds no frames.")
-    return stack
+    return image.reshape((count, height, width))

@@ -1,0 +1,95 @@
+"""Engine: tiling equals untiled, kernels equal an independent convolution, dtype policy,
+bad frames refused with a sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import correlate
+
+from emdenoise.engine import Engine
+from emdenoise.engine.tiling import plan_tiles
+from emdenoise.errors import InvalidInput, ModelNotFound
+from emdenoise.export.ede_kernels import printed_kernels
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(device="cpu")
+
+
+def reference_kernel_denoise(frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Seed 002 kernel by SciPy: min-mean normalisation, mirror borders, correlation."""
+    x = frame.astype(np.float64)
+    low = x.min()
+    scale = (x - low).mean()
+    return correlate((x - low) / scale, weights.astype(np.float64), mode="mirror") * scale + low
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_kernel_models_equal_scipy_correlation(engine, index):
+    kernel = printed_kernels()[index]
+    model = f"ede-kernel-{ {'TEM': 'tem', 'STEM': 'stem', 'TEM+STEM': 'temstem'}[kernel.domain]}-{kernel.size}"
+    frame = np.random.default_rng(index).poisson(30, (77, 130)).astype(np.uint16)
+    result = engine.denoise(frame, model)
+    expected = reference_kernel_denoise(frame, kernel.weights)
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("tile_size", [16, 37, 64, 1000])
+def test_tiled_equals_untiled(tile_size):
+    frame = np.random.default_rng(1).gamma(2.0, 50.0, (150, 203)).astype(np.float32)
+    untiled = Engine(device="cpu", tile_size=4096).denoise(frame, "ede-kernel-temstem-11")
+    tiled = Engine(device="cpu", tile_size=tile_size, batch_size=3).denoise(frame, "ede-kernel-temstem-11")
+    np.testing.assert_allclose(tiled, untiled, rtol=1e-6, atol=1e-4)
+
+
+def test_plan_covers_frame_once_per_pixel():
+    plan = plan_tiles((150, 203), tile_size=64, halo=5)
+    covered = np.zeros((150, 203), int)
+    for tile in plan.tiles:
+        covered[tile.y0 : tile.y0 + plan.core[0], tile.x0 : tile.x0 + plan.core[1]] += 1
+    assert covered.min() >= 1
+    assert plan.window == (74, 74)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "float32", "float64"])
+def test_dtype_policy_float32_out(engine, dtype):
+    frame = (np.random.default_rng(2).random((40, 50)) * 100).astype(dtype)
+    out = engine.denoise(frame, "ede-kernel-tem-3")
+    assert out.dtype == np.float32 and out.shape == frame.shape
+    np.testing.assert_allclose(out, engine.denoise(frame.astype(np.float64), "ede-kernel-tem-3"), rtol=1e-5, atol=1e-3)
+
+
+def test_stack_shape_kept(engine):
+    stack = np.random.default_rng(3).poisson(20, (2, 3, 32, 40)).astype(np.uint16)
+    out = engine.denoise(stack, "ede-kernel-stem-5")
+    assert out.shape == stack.shape
+    np.testing.assert_array_equal(out[1, 2], engine.denoise(stack[1, 2], "ede-kernel-stem-5"))
+
+
+@pytest.mark.parametrize(
+    "frame, words",
+    [
+        (np.zeros((1, 1), np.float32), "at least 2x2"),
+        (np.zeros((0, 5), np.float32), "at least 2x2"),
+        (np.full((8, 8), np.nan, np.float32), "NaN"),
+        (np.zeros((8, 8), np.complex64), "complex"),
+        (np.zeros((8, 8), bool), "not supported"),
+    ],
+)
+def test_bad_frames_are_refused_with_a_sentence(engine, frame, words):
+    with pytest.raises(InvalidInput, match=words):
+        engine.denoise(frame, "ede-kernel-tem-3")
+
+
+def test_unknown_model_names_the_alternatives(engine):
+    with pytest.raises(ModelNotFound, match="emdenoise models"):
+        engine.denoise(np.ones((8, 8)), "no-such-model")
+
+
+def test_defaults_per_modality(engine):
+    assert engine.card(modality="stem").id == "ede-kernel-stem-5"
+    assert engine.card(modality="tem").id == "ede-kernel-tem-7"
+    assert engine.card(modality="hrtem").id == "ede-kernel-temstem-11"  # falls back to the general default

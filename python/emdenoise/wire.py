@@ -16,8 +16,8 @@ from emdenoise.v1 import denoiser_pb2 as pb
 
 # 4 MiB is gRPC's default receive limit and includes framing: stay far below it.
 CHUNK_BYTES = 2 * 1024 * 1024
-# Largest frame one request may announce (a 16k x 16k float32 frame is 1 GiB).
-MAX_FRAME_BYTES = 1 << 30
+# Largest frame one request may announce by default (an 8k x 8k float32 frame is 256 MiB).
+MAX_FRAME_BYTES = 512 << 20
 
 
 def frame_to_chunks(frame: np.ndarray, frame_index: int, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.FrameChunk]:
@@ -103,7 +103,7 @@ class FrameAssembler:
             )
         if chunk.chunk_count < 1:
             raise InvalidInput(f"frame {chunk.frame_index}: chunk_count must be at least 1.")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = shape[0] * shape[1] * dtype.itemsize  # Python ints: no overflow on absurd shapes
         if nbytes > self.max_frame_bytes:
             raise ResourceExhausted(
                 f"frame {chunk.frame_index} is {nbytes / 2**20:.0f} MiB, above the server's "

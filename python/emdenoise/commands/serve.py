@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-parallel-frames", type=int, default=2, help="frames computed at once")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
     p.add_argument("--tile-size", type=int, help="largest tile side (default: each model card's)")
-    p.add_argument("--max-frame-mib", type=int, default=1024, help="largest frame accepted, in MiB")
+    p.add_argument("--max-frame-mib", type=int, default=512, help="largest frame accepted, in MiB (bounds memory per stream)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 

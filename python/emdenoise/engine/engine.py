@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TILE = 512
 DEFAULT_BATCH = 8
+MIN_TILE = 64
 
 
 class Engine:
@@ -132,12 +133,12 @@ class Engine:
         result = self._run_tiled(normalised, card)
         return mapping.inverse(result)
 
-    def tile_plan(self, shape: tuple[int, int], card: ModelCard) -> tiling.TilePlan:
+    def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
         """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`)."""
         if card.backend == "classical":
             return tiling.plan_tiles(shape, tile_size=max(shape), halo=0)
         tile = card.tile
-        size = int(self.tile_size or tile.get("size") or DEFAULT_TILE)
+        size = int(tile_size or self.tile_size or tile.get("size") or DEFAULT_TILE)
         if card.is_global:
             halo = int(tile.get("overlap", 0))
         else:
@@ -145,28 +146,33 @@ class Engine:
         return tiling.plan_tiles(shape, tile_size=size, halo=halo, multiple_of=int(tile.get("multiple_of", 1)))
 
     def _run_tiled(self, frame: np.ndarray, card: ModelCard) -> np.ndarray:
+        """Run all tiles; when memory runs out, halve the batch, then the tile size (CSBDeep habit)."""
         backend = self._backend(card)
         plan = self.tile_plan(frame.shape, card)
+        batch_size = self.batch_size
+        while True:
+            try:
+                return self._run_plan(frame, plan, backend, batch_size)
+            except ResourceExhausted:
+                if batch_size > 1:
+                    batch_size = max(batch_size // 2, 1)
+                elif card.backend != "classical" and max(plan.core) > MIN_TILE:
+                    plan = self.tile_plan(frame.shape, card, tile_size=max(max(plan.core) // 2, MIN_TILE))
+                else:
+                    raise ResourceExhausted(
+                        f"model {card.id} ran out of memory even on single {plan.window[0]}x{plan.window[1]} tiles; "
+                        "free memory (other jobs), lower --max-parallel-frames on the server, or use a smaller frame."
+                    ) from None
+                log.warning("out of memory on %s: retrying with batch %d, tile %s", card.id, batch_size, plan.core)
+
+    @staticmethod
+    def _run_plan(frame: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int) -> np.ndarray:
         padded = tiling.pad_frame(frame, plan)
         output = np.empty(frame.shape, np.float32)
         windows = list(tiling.iter_windows(padded, plan))
-        batch_size = self.batch_size
-        start = 0
-        while start < len(windows):
+        for start in range(0, len(windows), batch_size):
             chunk = windows[start : start + batch_size]
-            batch = np.stack([window for _, window in chunk])[:, None]
-            try:
-                results = backend.run(np.ascontiguousarray(batch, dtype=np.float32))
-            except ResourceExhausted:
-                if batch_size == 1:
-                    raise ResourceExhausted(
-                        f"model {card.id} ran out of memory on a single {plan.window[0]}x{plan.window[1]} tile; "
-                        "lower --tile-size (or the server's --tile-size) and try again."
-                    ) from None
-                batch_size = max(batch_size // 2, 1)
-                log.warning("out of memory: retrying %s with batch size %d", card.id, batch_size)
-                continue
-            for (tile, _), result in zip(chunk, results):
+            batch = np.ascontiguousarray(np.stack([window for _, window in chunk])[:, None], dtype=np.float32)
+            for (tile, _), result in zip(chunk, backend.run(batch)):
                 tiling.place(output, tile, result[0], plan)
-            start += len(chunk)
         return output

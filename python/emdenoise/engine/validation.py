@@ -11,7 +11,10 @@ ACCEPTED_DTYPES = ("uint8", "uint16", "int16", "int32", "float32", "float64")
 
 def check_dtype(dtype: np.dtype | str) -> np.dtype:
     """Return ``dtype`` if frames of it are accepted, else raise :class:`InvalidInput`."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError):
+        raise InvalidInput(f"pixel type {dtype!r} is not a known type; use one of {', '.join(ACCEPTED_DTYPES)}.") from None
     if dtype.kind == "c":
         raise InvalidInput(
             f"complex pixels ({dtype}) are not supported; denoise the amplitude or intensity image instead."

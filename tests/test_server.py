@@ -166,3 +166,13 @@ def test_unreachable_server_message_says_how_to_start_it():
     with RemoteClient("127.0.0.1:9") as client:  # discard port: nothing listens
         with pytest.raises(UserError, match="emdenoise serve"):
             client.list_models()
+
+
+def test_graceful_shutdown_on_sigterm():
+    from emdenoise.server.subprocess_server import ServerProcess
+
+    process = ServerProcess()
+    with RemoteClient(process.address) as client:
+        assert client.list_models()
+    assert process.stop() == 0
+    assert any("server stopped" in line for line in process.lines)

@@ -3,33 +3,19 @@ malformed requests that must neither crash, hang nor leak."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import grpc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ServerProcess
 from emdenoise.client import EmbeddedClient, RemoteClient
 from emdenoise.errors import ResourceExhausted
+from emdenoise.server.subprocess_server import ServerProcess, process_memory
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 
 MODEL = "ede-kernel-stem-5"
-
-
-def process_memory(pid: int) -> dict[str, int]:
-    """Resident and peak resident memory (kB) and thread count of a process (Linux)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {
-        "rss_kb": int(fields["VmRSS"].split()[0]),
-        "hwm_kb": int(fields["VmHWM"].split()[0]),
-        "threads": int(fields["Threads"]),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,9 @@ _COMMAND_MODULES = (
     "emdenoise.commands.models",
     "emdenoise.commands.serve",
     "emdenoise.commands.demo",
+    "emdenoise.commands.likelihood",
+    "emdenoise.train.cli",
+    "emdenoise.export.cli",
     "emdenoise.bench.cli",
     "emdenoise.simulate.cli",
     "emdenoise.fiji.cli",
@@ -38,10 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emdenoise {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
+        if not _module_exists(name):
             continue  # a verb whose module is not part of this build yet
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is absent
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

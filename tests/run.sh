@@ -19,4 +19,28 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q ".[dev]"
+# Real DM3/DM4, TIA SER/EMI and Velox EMD example files ship inside the hyperspy (GPL-3)
+# and etspy (NIST public domain) wheels on PyPI: fetch them for the format tests instead of
+# copying them into this repository. Without network the tests that need them skip.
+examples=.cache/em-examples
+if [ ! -d "$examples/hyperspy" ]; then
+  mkdir -p "$examples/wheels"
+  if .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+       --platform manylinux2014_x86_64 hyperspy==1.7.6 etspy==1.3.0 -d "$examples/wheels"; then
+    .venv/bin/python - "$examples" <<'PY'
+import sys, zipfile, pathlib
+root = pathlib.Path(sys.argv[1])
+for wheel in (root / "wheels").glob("*.whl"):
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.startswith(("hyperspy/tests/io/", "etspy/tests/test_data/")):
+                archive.extract(name, root)
+PY
+  else
+    echo "note: EM example files could not be fetched; their format tests will skip" >&2
+  fi
+  rm -rf "$examples/wheels"
+fi
+export EMDENOISE_EM_EXAMPLES="$PWD/$examples"
+
 .venv/bin/python -m pytest "$@"

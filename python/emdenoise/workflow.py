@@ -8,17 +8,22 @@ outputs, continues past bad files and reports a summary.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
 from emdenoise.engine.repository import choose_default
-from emdenoise.errors import UserError
+from emdenoise.errors import ModelNotFound, UserError
 from emdenoise.io.metadata import ImageMetadata
 from emdenoise.io.tiff import frame_count, iter_tiff_frames, read_tiff_metadata, write_tiff
+
+if TYPE_CHECKING:
+    from emdenoise.noise.calibration import CountsCalibration
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -51,19 +56,50 @@ def output_path_for(input_path: Path, output: Path, model_id: str, *, single: bo
     return output / f"{input_path.stem}_denoised-{model_id}.tif"
 
 
-def provenance(info: dict, *, source: Path, gain: float | None, offset: float | None) -> dict[str, str]:
+def provenance(info: dict, *, source: Path, counts: "CountsCalibration | None") -> dict[str, str]:
     """Provenance lines for ImageJ's Info (ARCHITECTURE.md, "Provenance")."""
-    return {
+    lines = {
         "model": info["model_id"],
         "model_version": info.get("model_version", ""),
         "graph_sha256": info.get("graph_sha256", "") or "none (classical filter)",
         "version": info.get("emdenoise_version", ""),
         "device": info.get("device", ""),
         "source": source.name,
-        "gain": "not given" if gain is None else f"{gain:g}",
-        "offset": "not given" if offset is None else f"{offset:g}",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if counts is None:
+        lines.update(gain="not needed by this model", offset="not needed by this model")
+    else:
+        lines.update(
+            gain=f"{counts.gain:.6g} ({counts.source})",
+            offset=f"{counts.offset:.6g} ({counts.source})",
+            dose=f"{counts.dose:.4g} electrons/px per frame ({counts.method}, {counts.quality})",
+        )
+    lines["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return lines
+
+
+def warn_on_stderr(message: str) -> None:
+    print(f"emdenoise: warning: {message}", file=sys.stderr)
+
+
+def needs_counts(card: dict) -> bool:
+    """True when a model works in counts or states a dose range to check against."""
+    return (card.get("normalization") or {}).get("kind") == "counts" or bool(card.get("dose_range"))
+
+
+def calibrate(first_frame: np.ndarray, metadata: ImageMetadata, card: dict, *, gain, offset, warn) -> "CountsCalibration | None":
+    """Gain/offset/dose for a counts model (user's, else the file's, else estimated from
+    the mean-variance relation of the first frame), warning when the dose is outside the
+    card's range (ARCHITECTURE.md, "Counts")."""
+    if not needs_counts(card):
+        return None
+    from emdenoise.noise.calibration import check_dose_range, resolve_counts
+
+    counts = resolve_counts([np.asarray(first_frame, dtype=np.float64)], metadata, gain=gain, offset=offset)
+    message = check_dose_range(counts.dose, card.get("dose_range"))
+    if message:
+        warn(f"{card['id']}: {message}")
+    return counts
 
 
 def denoise_file(
@@ -77,14 +113,22 @@ def denoise_file(
     offset: float | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    warn=None,
 ) -> Path:
     """Denoise one file through ``client`` (embedded or remote) and write an ImageJ TIFF."""
     if output_path.exists() and not overwrite:
         raise UserError(f"{output_path} already exists; pass --overwrite to replace it.")
     frames, metadata, count = open_frames(input_path)
-    if count == 0:
+    first = next(frames, None)
+    if count == 0 or first is None:
         raise UserError(f"{input_path} holds no frames; there is nothing to denoise.")
-    job = client.denoise(frames, model_id, modality=modality, gain=gain, offset=offset, frame_count=count)
+    cards = {card["id"]: card for card in client.list_models()}
+    model_id = model_id or choose_default(list(cards.values()), modality)
+    if model_id not in cards:
+        raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
+    counts = calibrate(first, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
+    calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
+    job = client.denoise(itertools.chain([first], frames), model_id, frame_count=count, **calibration)
     info = job.start()
     results: Iterable[np.ndarray] = iter(job)
     if progress:
@@ -95,7 +139,7 @@ def denoise_file(
         output_path,
         results,
         metadata,
-        provenance=provenance(info, source=input_path, gain=gain, offset=offset),
+        provenance=provenance(info, source=input_path, counts=counts),
         overwrite=overwrite,
         frame_total=count,
     )

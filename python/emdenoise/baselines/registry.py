@@ -1,0 +1,158 @@
+"""Every classical baseline with its paper parameters, in the order of the papers' tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from emdenoise.baselines import ede, sbd
+
+SEED_EDE = "seed 001: Ede & Beanland 2019, sec. 4.1 and Table 1"
+SEED_SBD = "seed 003: Mohan et al. (SBD), sec. 5, appendix D and Table 1"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A classical denoiser as a benchmark method and as a servable model.
+
+    Attributes
+    ----------
+    key : str
+        Name in :data:`REGISTRY` (the card's ``classical.function``).
+    label : str
+        Row label in the paper's table.
+    function : callable
+        ``function(image, **params) -> float32 image`` of the same shape.
+    params : dict
+        The paper's parameters, passed explicitly.
+    table : {"ede", "sbd"}
+        Which paper's Table 1 the method belongs to.
+    source : str
+        Seed citation.
+    card_id : str or None
+        Model id of its card in ``export/`` (None: not served, e.g. "Unfiltered").
+    name : str
+        Human-readable model name.
+    needs_counts : bool
+        True when ``params`` include ``gain`` and ``offset`` that must describe the
+        detector (the Poisson VST methods).
+    notes : tuple of str
+        What a user should know, copied into the card.
+    """
+
+    key: str
+    label: str
+    function: Callable[..., np.ndarray]
+    params: dict[str, Any]
+    table: str
+    source: str
+    card_id: str | None = None
+    name: str = ""
+    needs_counts: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __call__(self, image: np.ndarray, **overrides: Any) -> np.ndarray:
+        """Run the method with the paper's parameters, updated by ``overrides``."""
+        return self.function(image, **{**self.params, **overrides})
+
+
+_UNIT = "Runs on the frame mapped to [0, 1] (min-max) and maps the result back, as seed 001 did."
+
+BASELINES: tuple[Baseline, ...] = (
+    Baseline("unfiltered", "Unfiltered", ede.unfiltered, {}, "ede", SEED_EDE),
+    Baseline(
+        "gaussian_3x3", "Gaussian", ede.gaussian_3x3, {"ksize": 3, "sigma": 0.0}, "ede", SEED_EDE,
+        "classical-gaussian3", "Gaussian blur 3x3 (OpenCV)",
+        notes=(_UNIT, "OpenCV's 3x3 kernel for sigma 0 is the binomial [1, 2, 1]/4."),
+    ),
+    Baseline(
+        "bilateral", "Bilateral", ede.bilateral,
+        {"d": 9, "sigma_color": 75.0, "sigma_space": 75.0}, "ede", SEED_EDE,
+        "classical-bilateral", "Bilateral filter d=9, sigma 75/75 (OpenCV)",
+        notes=(
+            _UNIT,
+            "sigma_color 75 on [0, 1] data makes the range kernel flat: this is a 49-pixel "
+            "disc blur, as in the paper's benchmark.",
+        ),
+    ),
+    Baseline(
+        "median_3x3", "Median", ede.median_3x3, {"ksize": 3}, "ede", SEED_EDE,
+        "classical-median3", "Median filter 3x3 (OpenCV)", notes=(_UNIT,),
+    ),
+    Baseline(
+        "wiener", "Wiener", ede.wiener, {"mysize": 3}, "ede", SEED_EDE,
+        "classical-wiener", "Wiener filter 3x3 (SciPy)",
+        notes=(_UNIT, "SciPy pads with zeros: the outermost pixel ring comes out darker."),
+    ),
+    Baseline(
+        "wavelet_bayesshrink", "Wavelet", ede.wavelet_bayesshrink,
+        {"wavelet": "db1", "mode": "soft", "wavelet_levels": None}, "ede", SEED_EDE,
+        "classical-wavelet", "BayesShrink wavelet soft-thresholding (scikit-image)",
+        notes=(_UNIT,),
+    ),
+    Baseline(
+        "tv_chambolle", "Chambolle TV", ede.tv_chambolle,
+        {"weight": 0.1, "eps": 2.0e-4, "max_num_iter": 200}, "ede", SEED_EDE,
+        "classical-tv-chambolle", "Chambolle total variation, weight 0.1 (scikit-image)",
+        notes=(_UNIT,),
+    ),
+    Baseline(
+        "tv_bregman", "Bregman TV", ede.tv_bregman,
+        {"weight": 0.1, "eps": 2.0e-4, "max_num_iter": 200, "isotropic": False}, "ede", SEED_EDE,
+        "classical-tv-bregman", "Split-Bregman anisotropic total variation, weight 0.1 (scikit-image)",
+        notes=(_UNIT, "scikit-image's Bregman weight is a fidelity weight: 0.1 smooths strongly."),
+    ),
+    Baseline(
+        "nl_means", "NL means", ede.nl_means,
+        {"patch_size": 7, "patch_distance": 11, "h": 0.1, "fast_mode": True}, "ede", SEED_EDE,
+        "classical-nlm", "Non-local means (scikit-image defaults)", notes=(_UNIT,),
+    ),
+    Baseline(
+        "low_pass", "Low Pass Filter", sbd.low_pass,
+        {"cutoff": sbd.DEFAULT_LPF_CUTOFF, "order": 4}, "sbd", SEED_SBD,
+        "classical-lpf", "Butterworth low-pass filter",
+        notes=(
+            "SBD gives no cut-off; 0.15 cycles/px keeps periods down to ~7 px (lattice "
+            "fringes at usual sampling). At very low dose a lower cut-off scores better: "
+            "`emdenoise bench sbd` tunes it on validation data. Linear: works in any units.",
+        ),
+    ),
+    Baseline(
+        "adaptive_wiener", "Adaptive Wiener Filter", sbd.adaptive_wiener, {"size": 13}, "sbd", SEED_SBD,
+        "classical-wiener13", "Adaptive Wiener filter 13x13 (Lim)",
+        notes=("Local mean/variance over 13x13, noise power = mean local variance; reflected borders.",),
+    ),
+    Baseline(
+        "vst_nlm", "VST + NLM", sbd.vst_nlm,
+        {"gain": 1.0, "offset": 0.0, "h": 0.8, "patch_size": 5, "patch_distance": 6}, "sbd", SEED_SBD,
+        "classical-vst-nlm", "Anscombe VST + non-local means + exact unbiased inverse",
+        needs_counts=True,
+        notes=(
+            "Needs counts: the engine converts with the request's gain and offset "
+            "(counts = (image - offset) / gain); without them the frame is taken to be counts.",
+        ),
+    ),
+    Baseline(
+        "vst_bm3d", "VST + BM3D", sbd.vst_bm3d,
+        {"gain": 1.0, "offset": 0.0, "sigma": 1.0, "profile": "np"}, "sbd", SEED_SBD,
+        "classical-bm3d", "Anscombe VST + BM3D + exact unbiased inverse",
+        needs_counts=True,
+        notes=(
+            "Needs counts: the engine converts with the request's gain and offset "
+            "(counts = (image - offset) / gain); without them the frame is taken to be counts.",
+            "Slow on CPU (tens of seconds per megapixel).",
+        ),
+    ),
+)
+
+BY_KEY: dict[str, Baseline] = {b.key: b for b in BASELINES}
+
+#: ``REGISTRY[key](image, **params) -> float32 image``: every classical baseline.
+REGISTRY: dict[str, Callable[..., np.ndarray]] = {b.key: b.function for b in BASELINES}
+
+
+def table_baselines(table: str) -> list[Baseline]:
+    """The baselines of one paper's Table 1 (``"ede"`` or ``"sbd"``), in table order."""
+    return [b for b in BASELINES if b.table == table]

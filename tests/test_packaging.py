@@ -29,8 +29,19 @@ def test_wheel_contains_stubs_models_and_sample(tmp_path):
         "emdenoise/data/NOTICE_sample.txt",
         "emdenoise/_bundled_models/ede-kernel-stem-5/card.json",
         "emdenoise/_bundled_models/ede-kernel-stem-5/model.onnx",
+        "emdenoise/_fiji_macros/emdenoise/EM_Denoise.ijm",
+        "emdenoise/_fiji_macros/emdenoise/emdenoise-job.txt",
+        "emdenoise/_fiji_macros/examples/Denoise_Folder.ijm",
     ):
         assert required in names, required
     shipped = [n for n in names if n.startswith("emdenoise/_bundled_models/") and n.endswith("card.json")]
     in_repo = list((REPO / "export").glob("*/card.json"))
     assert len(shipped) == len(in_repo)
+
+
+def test_every_source_folder_is_a_package():
+    """A folder without __init__.py would silently drop out of the wheel."""
+    root = REPO / "python" / "emdenoise"
+    for folder in [root, *[p for p in root.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:
+        if any(folder.glob("*.py")):
+            assert (folder / "__init__.py").is_file(), f"{folder.relative_to(REPO)} lacks __init__.py"

@@ -1,0 +1,233 @@
+// EM Denoise (Plugins > emdenoise > EM Denoise)
+//
+// Denoises the current image or stack with an emdenoise model: the embedded engine in a
+// Python worker, or the server set in EM Server Settings. The result opens as a new
+// 32-bit window named like the command line's output, <name>_denoised-<model>.tif, with
+// the input's calibration, slice labels and hyperstack dimensions and the model's
+// provenance in Image > Show Info.
+//
+// Recordable: run("EM Denoise", "model=ede-kernel-tem-7 modality=any server=embedded
+//   tile=0 gain=0 offset=0 output=[32-bit float] residual preview");
+// After the call, a macro can check success with getTitle() (it names the new window).
+// Installed by 'emdenoise fiji install --fiji PATH'; see fiji-macros/README.md.
+
+var TITLE = "EM Denoise";
+var python = "";
+var jobdir = "";
+var pixelWidth = 1;
+var pixelHeight = 1;
+var voxelDepth = 1;
+var unit = "pixel";
+var frameInterval = 0;
+
+here = File.getParent(getInfo("macro.filepath")) + File.separator;
+python = configValue(here, "python");
+if (python == "")
+	fail("emdenoise is not set up for this ImageJ; run 'emdenoise fiji install --fiji <this Fiji.app>' in the Python environment that has emdenoise.");
+if (nImages == 0)
+	fail("no image is open (an empty stack); open a micrograph or a stack first.");
+if (bitDepth() == 24)
+	fail("'" + getTitle() + "' is an RGB image; electron micrographs are single-channel, so convert it with Image > Type > 32-bit first.");
+
+// Model chooser from ListModels of the configured server (or the embedded engine).
+server = call("ij.Prefs.get", "emdenoise.server", "embedded");
+listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", server);
+models = newArray("default");
+listingError = "";
+lines = split(listing, "\n");
+for (i = 0; i < lines.length; i++) {
+	fields = split(lines[i], "\t");
+	if (fields.length >= 2 && fields[0] == "ERROR")
+		listingError = fields[1];
+	else if (fields.length >= 4)
+		models = Array.concat(models, fields[0]);
+}
+lastModel = call("ij.Prefs.get", "emdenoise.model", "default");
+if (!contains(models, lastModel))
+	lastModel = "default";
+
+Dialog.create(TITLE);
+Dialog.addChoice("Model", models, lastModel);
+Dialog.addChoice("Modality (for the default model)", newArray("any", "tem", "stem", "tem+stem", "hrtem"), "any");
+Dialog.addString("Server", server, 22);
+Dialog.addNumber("Tile size", 0, 0, 6, "px (0 = model's own)");
+Dialog.addNumber("Gain", 0, 4, 8, "counts per electron (0 = estimate)");
+Dialog.addNumber("Offset", 0, 2, 8, "counts at zero dose");
+Dialog.addChoice("Output type", newArray("32-bit float", "same as input"), "32-bit float");
+Dialog.addCheckbox("Residual image (raw - denoised)", false);
+Dialog.addCheckbox("Preview on the selection (current frame only)", false);
+Dialog.addMessage("Results are 32-bit float unless 'same as input' is chosen.\n'embedded' runs the model in a local Python worker; host:port uses a server.\nPress Esc to cancel a running job.");
+if (listingError != "")
+	Dialog.addMessage("Could not list models: " + listingError);
+Dialog.show();
+model = Dialog.getChoice();
+modality = Dialog.getChoice();
+server = String.trim(Dialog.getString());
+tile = Dialog.getNumber();
+gain = Dialog.getNumber();
+offset = Dialog.getNumber();
+outputType = Dialog.getChoice();
+residual = Dialog.getCheckbox();
+preview = Dialog.getCheckbox();
+if (server == "")
+	server = "embedded";
+call("ij.Prefs.set", "emdenoise.model", model);
+
+// Export the input (or use its unmodified TIFF file) into a fresh job folder.
+inputID = getImageID();
+inputTitle = getTitle();
+inputBits = bitDepth();
+getVoxelSize(pixelWidth, pixelHeight, voxelDepth, unit);
+frameInterval = Stack.getFrameInterval();
+stem = safeName(inputTitle);
+jobdir = getDirectory("temp") + "emdenoise-job-" + d2s(getTime(), 0) + "-" + d2s(floor(random() * 1000000), 0) + File.separator;
+File.makeDirectory(jobdir);
+wasBatch = is("Batch Mode");
+source = "";
+if (preview) {
+	setBatchMode(true);
+	run("Duplicate...", "title=emdenoise-preview");
+	source = jobdir + stem + "_preview.tif";
+	saveAs("Tiff", source);
+	close();
+	selectImage(inputID);
+	setBatchMode(wasBatch);
+} else {
+	source = unchangedTiff();
+	if (source == "") {
+		setBatchMode(true);
+		run("Duplicate...", "title=emdenoise-export duplicate");
+		source = jobdir + stem + ".tif";
+		saveAs("Tiff", source);
+		close();
+		selectImage(inputID);
+		setBatchMode(wasBatch);
+	}
+}
+output = jobdir + "denoised.tif";
+residualPath = jobdir + "residual.tif";
+request = "action=denoise\ninput=" + source + "\noutput=" + output + "\nmodel=" + model + "\nmodality=" + modality
+	+ "\nserver=" + server + "\ntile=" + tile + "\ngain=" + gain + "\noffset=" + offset + "\n";
+if (residual)
+	request = request + "residual=" + residualPath + "\n";
+File.saveString(request, jobdir + "request.txt");
+
+status = runMacro(here + "emdenoise-job.txt", TITLE + "|" + python + "|" + jobdir);
+state = keyValue(status, "state");
+message = keyValue(status, "message");
+if (state == "")
+	cancelled();
+if (state != "done")
+	fail(message);
+usedModel = keyValue(status, "model");
+seconds = keyValue(status, "seconds");
+peak = keyValue(status, "peak_memory_mib");
+base = baseName(inputTitle);
+suffix = "_denoised-";
+if (preview)
+	suffix = "_preview-";
+open(output);
+rename(base + suffix + usedModel + ".tif");
+restoreCalibration();
+if (outputType == "same as input" && (inputBits == 8 || inputBits == 16))
+	convertBack(inputBits);
+resultID = getImageID();
+if (residual) {
+	open(residualPath);
+	rename(base + "_residual-" + usedModel + ".tif");
+	restoreCalibration();
+	selectImage(resultID);
+}
+exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+done = TITLE + ": " + inputTitle + " -> " + getTitle() + " (" + nSlices + " frames, " + seconds + " s, worker peak " + peak + " MiB)";
+note = keyValue(status, "note");
+if (note != "")
+	done = done + "; " + note;
+showStatus(done);
+if (is("Batch Mode"))
+	print(done);
+
+// ---------------------------------------------------------------------------------------
+// Esc aborted the job runner (it returns no state): the worker stops when its heartbeat
+// does; remove the job folder now and say so without a dialog.
+function cancelled() {
+	if (jobdir != "")
+		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	showStatus(TITLE + ": cancelled");
+	if (is("Batch Mode"))
+		print(TITLE + ": cancelled");
+	exit;
+}
+
+function fail(message) {
+	if (isOpen("emdenoise-export")) close("emdenoise-export");
+	if (isOpen("emdenoise-preview")) close("emdenoise-preview");
+	if (jobdir != "")
+		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	if (is("Batch Mode"))
+		print(TITLE + ": error: " + message);
+	else
+		showMessage(TITLE, message);
+	exit;
+}
+
+function configValue(folder, key) {
+	path = folder + "emdenoise.config";
+	if (!File.exists(path))
+		return "";
+	text = File.openAsString(path);
+	value = keyValue(text, key);
+	return value;
+}
+
+function keyValue(text, key) {
+	lines = split(text, "\n");
+	for (i = 0; i < lines.length; i++) {
+		if (startsWith(lines[i], key + "="))
+			return substring(lines[i], lengthOf(key) + 1);
+	}
+	return "";
+}
+
+function contains(items, item) {
+	for (i = 0; i < items.length; i++)
+		if (items[i] == item) return true;
+	return false;
+}
+
+function baseName(name) {
+	lower = toLowerCase(name);
+	if (endsWith(lower, ".tiff")) return substring(name, 0, lengthOf(name) - 5);
+	if (endsWith(lower, ".tif")) return substring(name, 0, lengthOf(name) - 4);
+	return name;
+}
+
+function safeName(name) {
+	base = baseName(name);
+	return replace(base, "[^A-Za-z0-9._-]", "_");
+}
+
+// The image's own TIFF when the worker can read it directly: same pixels, no copy.
+function unchangedTiff() {
+	directory = getInfo("image.directory");
+	file = getInfo("image.filename");
+	lower = toLowerCase(file);
+	if (directory == "" || is("changes") || !(endsWith(lower, ".tif") || endsWith(lower, ".tiff")))
+		return "";
+	if (!File.exists(directory + file))
+		return "";
+	return directory + file;
+}
+
+function restoreCalibration() {
+	setVoxelSize(pixelWidth, pixelHeight, voxelDepth, unit);
+	if (frameInterval > 0)
+		Stack.setFrameInterval(frameInterval);
+}
+
+function convertBack(bits) {
+	scaling = call("ij.process.ImageConverter.getDoScaling");
+	setOption("ScaleConversions", false);
+	run("" + bits + "-bit");
+	setOption("ScaleConversions", scaling == "true");
+}

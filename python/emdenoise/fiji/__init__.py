@@ -1,0 +1,1 @@
+"""emdenoise.fiji."""

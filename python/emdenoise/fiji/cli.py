@@ -1,0 +1,42 @@
+"""``emdenoise fiji install|uninstall``: the EM commands in a Fiji.app or ImageJ folder.
+
+``launch`` (Python-started ImageJ/Fiji through pyimagej/scyjava) joins here later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emdenoise.fiji.install import install, uninstall
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fiji", help="install the EM commands into Fiji/ImageJ")
+    sub = p.add_subparsers(dest="fiji_command", metavar="ACTION")
+    q = sub.add_parser("install", help="put Plugins > emdenoise into a Fiji.app or ImageJ folder")
+    q.add_argument("--fiji", required=True, type=Path, metavar="PATH", help="Fiji.app, ImageJ folder or plugins folder")
+    q.add_argument("--python", metavar="EXE", help="Python the commands start (default: this one)")
+    q.set_defaults(func=run_install)
+    q = sub.add_parser("uninstall", help="remove the EM commands again")
+    q.add_argument("--fiji", required=True, type=Path, metavar="PATH", help="Fiji.app, ImageJ folder or plugins folder")
+    q.set_defaults(func=run_uninstall)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_install(args) -> int:
+    done = install(args.fiji, python=args.python)
+    print(f"installed {', '.join(done.command_names)} into {done.commands}")
+    print(f"the commands start {done.config.read_text().splitlines()[1].split('=', 1)[1]}")
+    if done.examples:
+        print(f"example lab macros: {done.examples}")
+    print("restart Fiji/ImageJ (or Help > Refresh Menus) to see Plugins > emdenoise")
+    return 0
+
+
+def run_uninstall(args) -> int:
+    removed = uninstall(args.fiji)
+    if not removed:
+        print(f"nothing to remove: no emdenoise commands in {args.fiji}")
+    for folder in removed:
+        print(f"removed {folder}")
+    return 0

@@ -114,8 +114,13 @@ def denoise_file(
     overwrite: bool = False,
     progress: bool = False,
     warn=None,
+    on_frame=None,
 ) -> Path:
-    """Denoise one file through ``client`` (embedded or remote) and write an ImageJ TIFF."""
+    """Denoise one file through ``client`` (embedded or remote) and write an ImageJ TIFF.
+
+    ``on_frame(done, total)`` is called after each result frame is handed to the writer
+    (the Fiji bridge reports progress this way); ``progress`` shows a terminal bar.
+    """
     if output_path.exists() and not overwrite:
         raise UserError(f"{output_path} already exists; pass --overwrite to replace it.")
     frames, metadata, count = open_frames(input_path)
@@ -131,6 +136,8 @@ def denoise_file(
     job = client.denoise(itertools.chain([first], frames), model_id, frame_count=count, **calibration)
     info = job.start()
     results: Iterable[np.ndarray] = iter(job)
+    if on_frame is not None:
+        results = _reporting(results, count, on_frame)
     if progress:
         from tqdm import tqdm
 
@@ -143,6 +150,12 @@ def denoise_file(
         overwrite=overwrite,
         frame_total=count,
     )
+
+
+def _reporting(results: Iterable[np.ndarray], total: int, on_frame) -> Iterator[np.ndarray]:
+    for done, frame in enumerate(results, 1):
+        yield frame
+        on_frame(done, total)
 
 
 @dataclass

@@ -89,59 +89,17 @@ def cmd_clean(args) -> int:
 
 # -- the worker --------------------------------------------------------------------------
 class _Progress:
-    """Counts finished frames into the status file, at most every ``STATUS_INTERVAL`` s."""
+    """Writes finished-frame counts to the status file, at most every ``STATUS_INTERVAL`` s."""
 
-    def __init__(self, job: JobDir, total: int):
+    def __init__(self, job: JobDir):
         self.job = job
-        self.total = total
-        self.done = 0
         self._last = 0.0
 
-    def frame_done(self) -> None:
-        self.done += 1
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self._last >= STATUS_INTERVAL or self.done == self.total:
+        if now - self._last >= STATUS_INTERVAL or done == total:
             self._last = now
-            self.job.write_status("running", done=self.done, total=self.total)
-
-
-class _CountingJob:
-    """A :class:`emdenoise.client.DenoiseJob` whose frames tick ``progress`` as they arrive."""
-
-    def __init__(self, job, progress: _Progress):
-        self._job = job
-        self._progress = progress
-
-    @property
-    def info(self) -> dict:
-        return self._job.info
-
-    def start(self) -> dict:
-        return self._job.start()
-
-    def cancel(self) -> None:
-        self._job.cancel()
-
-    def __iter__(self):
-        for frame in self._job:
-            yield frame
-            self._progress.frame_done()
-
-
-class _CountingClient:
-    """Wraps a client so that :func:`emdenoise.workflow.denoise_file` reports progress."""
-
-    def __init__(self, client, job: JobDir):
-        self._client = client
-        self._jobdir = job
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def denoise(self, frames, model_id=None, **options):
-        progress = _Progress(self._jobdir, int(options.get("frame_count") or 0))
-        self._jobdir.write_status("running", done=0, total=progress.total)
-        return _CountingJob(self._client.denoise(frames, model_id, **options), progress)
+            self.job.write_status("running", done=done, total=total)
 
 
 def _optional_float(value: str | None) -> float | None:
@@ -178,8 +136,9 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     with client:
         if model in ("", "default"):
             model = choose_default(client.list_models(), modality)
+        job.write_status("running", done=0, total=0)
         denoise_file(
-            _CountingClient(client, job),
+            client,
             source,
             target,
             model_id=model,
@@ -187,6 +146,7 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
             gain=gain,
             offset=offset,
             overwrite=True,
+            on_frame=_Progress(job),
         )
     if request.get("residual"):
         write_residual(source, target, Path(request["residual"]), model=model)

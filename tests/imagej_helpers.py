@@ -355,5 +355,35 @@ def _menu_screenshot(path: Path) -> None:
     robot.keyRelease(KeyEvent.VK_ESCAPE)
 
 
+# -- added for the in-process tests (issue 9) ---------------------------------------------------
+def missing_inprocess_tools() -> str | None:
+    """Why an ImageJ cannot be started inside Python here (scyjava, JPype, java, ij.jar)."""
+    if shutil.which("java") is None:
+        return "java is not installed (Debian: apt-get install imagej)"
+    if not IJ_JAR.is_file():
+        return f"{IJ_JAR} is missing (Debian: apt-get install imagej)"
+    try:
+        import jpype  # noqa: F401
+        import scyjava  # noqa: F401
+    except ImportError as error:
+        return f"{error.name} is not installed (pip install scyjava)"
+    return None
+
+
+def run_python(*args: str, inner_env: dict, cwd: Path, display: bool = True, timeout: float = 90) -> Run:
+    """``[xvfb-run -a] env K=V... python ARGS`` with a hard timeout.
+
+    ``inner_env`` reaches only the Python process, not xvfb-run, whose own Xauthority
+    file would otherwise land in the TMPDIR a test watches for temporary files.
+    """
+    env = dict(os.environ)
+    if not display:
+        env.pop("DISPLAY", None)
+    argv = ["env", *(f"{key}={value}" for key, value in inner_env.items()), sys.executable, *args]
+    if display:
+        argv = ["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", *argv]
+    return _run(argv, timeout=timeout, env=env, cwd=cwd)
+
+
 if __name__ == "__main__":
     sys.exit(_harness_main(sys.argv[1:]))

@@ -1,17 +1,17 @@
-"""``emdenoise fiji install|uninstall``: the EM commands in a Fiji.app or ImageJ folder.
-
-``launch`` (Python-started ImageJ/Fiji through pyimagej/scyjava) joins here later.
+"""``emdenoise fiji install|uninstall|launch``: the EM commands in a Fiji.app or ImageJ folder,
+or in an ImageJ/Fiji started by this Python (``launch``, see :mod:`emdenoise.fiji.launch_cli`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from emdenoise.fiji import launch_cli
 from emdenoise.fiji.install import install, uninstall
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fiji", help="install the EM commands into Fiji/ImageJ")
+    p = subparsers.add_parser("fiji", help="the EM commands in Fiji/ImageJ: install, uninstall, launch")
     sub = p.add_subparsers(dest="fiji_command", metavar="ACTION")
     q = sub.add_parser("install", help="put Plugins > emdenoise into a Fiji.app or ImageJ folder")
     q.add_argument("--fiji", required=True, type=Path, metavar="PATH", help="Fiji.app, ImageJ folder or plugins folder")
@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("uninstall", help="remove the EM commands again")
     q.add_argument("--fiji", required=True, type=Path, metavar="PATH", help="Fiji.app, ImageJ folder or plugins folder")
     q.set_defaults(func=run_uninstall)
+    launch_cli.add_parser(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

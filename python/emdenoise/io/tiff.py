@@ -217,7 +217,7 @@ def write_tiff(
     if not os.access(parent, os.W_OK):
         raise UserError(f"output folder {parent} is not writable; choose another output.")
     total = frame_total if frame_total is not None else frame_count(metadata.shape) or None
-    info = _info_with_provenance(metadata.info, provenance or {})
+    info = info_with_provenance(metadata.info, provenance or {})
     ij_metadata: dict = {"Info": info}
     unit = metadata.unit if metadata.pixel_size else "pixel"
     if unit != "pixel":
@@ -272,7 +272,8 @@ def write_tiff(
     return path
 
 
-def _info_with_provenance(info: str, provenance: dict[str, str]) -> str:
+def info_with_provenance(info: str, provenance: dict[str, str]) -> str:
+    """ImageJ Info text: the input's ``info`` followed by ``emdenoise.key = value`` lines."""
     lines = [info.rstrip("\n")] if info.strip() else []
     lines += [f"emdenoise.{key} = {value}" for key, value in provenance.items()]
     return "\n".join(lines) + ("\n" if lines else "")

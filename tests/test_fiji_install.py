@@ -21,7 +21,7 @@ def test_install_puts_commands_and_config_into_a_fiji_app(tmp_path):
     (fiji / "plugins").mkdir(parents=True)
     (fiji / "macros").mkdir()
     done = install(fiji, python="/opt/lab/python")
-    assert done.command_names == ["EM Benchmark", "EM Denoise", "EM Server Settings"]
+    assert done.command_names == ["EM Benchmark", "EM Denoise", "EM Likelihood Map", "EM Server Settings"]
     assert (fiji / "plugins" / "emdenoise" / "EM_Denoise.ijm").is_file()
     # the shared job runner is not a menu command: .txt macros need an underscore for that
     assert (fiji / "plugins" / "emdenoise" / "emdenoise-job.txt").is_file()
@@ -59,7 +59,7 @@ def test_cli_install_and_uninstall(tmp_path):
     run = [sys.executable, "-c", "import sys; from emdenoise.cli import main; sys.exit(main(sys.argv[1:]))"]
     out = subprocess.run([*run, "fiji", "install", "--fiji", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "installed EM Benchmark, EM Denoise, EM Server Settings" in out.stdout
+    assert "installed EM Benchmark, EM Denoise, EM Likelihood Map, EM Server Settings" in out.stdout
     out = subprocess.run([*run, "fiji", "uninstall", "--fiji", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert out.returncode == 2 and "is not a folder" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run([*run, "fiji", "uninstall", "--fiji", str(tmp_path)], capture_output=True, text=True)

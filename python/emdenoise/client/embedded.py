@@ -64,3 +64,23 @@ class EmbeddedClient:
                 yield self.engine.denoise_frame(frame, card, index=index, gain=gain, offset=offset)
 
         return DenoiseJob(stream())
+
+    def likelihood(
+        self,
+        noisy: np.ndarray,
+        denoised: np.ndarray | None = None,
+        model_id: str | None = None,
+        *,
+        modality: str = "any",
+        gain: float | None = None,
+        offset: float | None = None,
+        **settings,
+    ):
+        from emdenoise.likelihood import LikelihoodSettings
+        from emdenoise.likelihood.job import resolve_estimator, run_likelihood
+
+        card = resolve_estimator(self.engine, denoised, model_id, modality)
+        return run_likelihood(
+            self.engine, noisy, denoised, card=card, gain=gain, offset=offset,
+            settings=LikelihoodSettings.from_options(**settings),
+        )

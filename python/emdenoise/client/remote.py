@@ -106,6 +106,32 @@ class RemoteClient:
         call = self.stub.Denoise(requests())
         return DenoiseJob(self._results(call), cancel=call.cancel)
 
+    def likelihood(
+        self,
+        noisy: np.ndarray,
+        denoised: np.ndarray | None = None,
+        model_id: str | None = None,
+        *,
+        modality: str = "any",
+        gain: float | None = None,
+        offset: float | None = None,
+        **settings,
+    ):
+        """Likelihood map of ``noisy`` (seed 003, sec. 3): with ``denoised``, or the estimate of
+        ``model_id``; ``settings`` are :class:`emdenoise.likelihood.LikelihoodSettings` fields.
+        Returns a :class:`emdenoise.likelihood.LikelihoodResult`."""
+        from emdenoise.likelihood import LikelihoodSettings
+        from emdenoise.likelihood.messages import options_message, request_messages, result_from_responses
+
+        options = options_message(
+            LikelihoodSettings.from_options(**settings), model_id=model_id, modality=modality, gain=gain, offset=offset
+        )
+        frames = [noisy] if denoised is None else [noisy, denoised]
+        try:
+            return result_from_responses(self.stub.LikelihoodMap(request_messages(options, frames)))
+        except grpc.RpcError as error:
+            raise user_error(error, self.address) from None
+
     def _results(self, call) -> Iterator:
         assembler = FrameAssembler()
         try:

@@ -223,7 +223,14 @@ def _number(value, spec: str) -> str:
     return "NaN" if value is None else format(value, spec)
 
 
-ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark}
+def run_likelihood(job: JobDir, request: dict[str, str]) -> dict[str, object]:
+    """EM Likelihood Map (seed 003, sec. 3): see :mod:`emdenoise.likelihood.fiji_job`."""
+    from emdenoise.likelihood.fiji_job import run_likelihood_job
+
+    return run_likelihood_job(job, request)
+
+
+ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood}
 
 
 def _peak_memory_mib() -> float | None:

@@ -115,6 +115,11 @@ class DenoiserService(pb_grpc.DenoiserServicer):
             log.exception("Denoise failed")
             context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
 
+    def LikelihoodMap(self, request_iterator, context):
+        from emdenoise.server.likelihood_rpc import likelihood_map_stream
+
+        yield from likelihood_map_stream(self, request_iterator, context)
+
     def _denoise(self, request_iterator, context):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("item") != "options":

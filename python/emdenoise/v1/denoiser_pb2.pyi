@@ -107,3 +107,85 @@ class ListModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     device: str
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., device: _Optional[str] = ...) -> None: ...
+
+class LikelihoodOptions(_message.Message):
+    __slots__ = ("model_id", "modality", "gain", "offset", "polarity", "vacuum", "vacuum_level", "min_sigma", "max_sigma", "threshold", "map_units")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    GAIN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    POLARITY_FIELD_NUMBER: _ClassVar[int]
+    VACUUM_FIELD_NUMBER: _ClassVar[int]
+    VACUUM_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIGMA_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIGMA_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAP_UNITS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    modality: str
+    gain: float
+    offset: float
+    polarity: str
+    vacuum: str
+    vacuum_level: float
+    min_sigma: float
+    max_sigma: float
+    threshold: float
+    map_units: str
+    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., polarity: _Optional[str] = ..., vacuum: _Optional[str] = ..., vacuum_level: _Optional[float] = ..., min_sigma: _Optional[float] = ..., max_sigma: _Optional[float] = ..., threshold: _Optional[float] = ..., map_units: _Optional[str] = ...) -> None: ...
+
+class LikelihoodRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: LikelihoodOptions
+    chunk: FrameChunk
+    def __init__(self, options: _Optional[_Union[LikelihoodOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class LikelihoodRegion(_message.Message):
+    __slots__ = ("id", "row", "col", "radius", "pixels", "intensity", "observed", "llr", "llr_per_pixel")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    COL_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
+    PIXELS_FIELD_NUMBER: _ClassVar[int]
+    INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    LLR_FIELD_NUMBER: _ClassVar[int]
+    LLR_PER_PIXEL_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    row: float
+    col: float
+    radius: float
+    pixels: int
+    intensity: float
+    observed: float
+    llr: float
+    llr_per_pixel: float
+    def __init__(self, id: _Optional[int] = ..., row: _Optional[float] = ..., col: _Optional[float] = ..., radius: _Optional[float] = ..., pixels: _Optional[int] = ..., intensity: _Optional[float] = ..., observed: _Optional[float] = ..., llr: _Optional[float] = ..., llr_per_pixel: _Optional[float] = ...) -> None: ...
+
+class LikelihoodSummary(_message.Message):
+    __slots__ = ("regions", "vacuum_level", "vacuum_pixels", "polarity", "map_units", "message")
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    VACUUM_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    VACUUM_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    POLARITY_FIELD_NUMBER: _ClassVar[int]
+    MAP_UNITS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    regions: _containers.RepeatedCompositeFieldContainer[LikelihoodRegion]
+    vacuum_level: float
+    vacuum_pixels: int
+    polarity: str
+    map_units: str
+    message: str
+    def __init__(self, regions: _Optional[_Iterable[_Union[LikelihoodRegion, _Mapping]]] = ..., vacuum_level: _Optional[float] = ..., vacuum_pixels: _Optional[int] = ..., polarity: _Optional[str] = ..., map_units: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class LikelihoodResponse(_message.Message):
+    __slots__ = ("started", "summary", "chunk")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    started: JobInfo
+    summary: LikelihoodSummary
+    chunk: FrameChunk
+    def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., summary: _Optional[_Union[LikelihoodSummary, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...

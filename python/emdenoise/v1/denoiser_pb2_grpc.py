@@ -44,6 +44,11 @@ class DenoiserStub:
                 request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.DenoiseRequest.SerializeToString,
                 response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.DenoiseResponse.FromString,
                 _registered_method=True)
+        self.LikelihoodMap = channel.stream_stream(
+                '/emdenoise.v1.Denoiser/LikelihoodMap',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.FromString,
+                _registered_method=True)
 
 
 class DenoiserServicer:
@@ -62,6 +67,14 @@ class DenoiserServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LikelihoodMap(self, request_iterator, context):
+        """Send LikelihoodOptions, the raw frame and optionally its estimate; receive JobInfo,
+        the region table and the map frames (seed 003, sec. 3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DenoiserServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +87,11 @@ def add_DenoiserServicer_to_server(servicer, server):
                     servicer.Denoise,
                     request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.DenoiseRequest.FromString,
                     response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.DenoiseResponse.SerializeToString,
+            ),
+            'LikelihoodMap': grpc.stream_stream_rpc_method_handler(
+                    servicer.LikelihoodMap,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +148,33 @@ class Denoiser:
             '/emdenoise.v1.Denoiser/Denoise',
             emdenoise_dot_v1_dot_denoiser__pb2.DenoiseRequest.SerializeToString,
             emdenoise_dot_v1_dot_denoiser__pb2.DenoiseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LikelihoodMap(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/emdenoise.v1.Denoiser/LikelihoodMap',
+            emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,7 +18,8 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q ".[dev]"
+# torch==2.13.0 is the CPU wheel on this kind of machine; training and simulation tests need them.
+.venv/bin/python -m pip install -q ".[dev,train,simulate]"
 # Real DM3/DM4, TIA SER/EMI and Velox EMD example files ship inside the hyperspy (GPL-3)
 # and etspy (NIST public domain) wheels on PyPI: fetch them for the format tests instead of
 # copying them into this repository. Without network the tests that need them skip.

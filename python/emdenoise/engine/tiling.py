@@ -44,22 +44,19 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _origins(length: int, core: int) -> list[int]:
-    starts = list(range(0, max(length - core, 0) + 1, core))
-    if starts[-1] + core < length:
-        starts.append(length - core)
-    return starts
-
-
 def plan_tiles(shape: tuple[int, int], *, tile_size: int, halo: int, multiple_of: int = 1) -> TilePlan:
     """Plan tiles of core ``tile_size`` (clipped to the frame) with a ``halo`` margin.
+
+    Tile origins are multiples of the core size, itself a multiple of ``multiple_of``, so
+    networks that pool see the same pooling grid in every tile as in the whole frame; the
+    last row and column of tiles reach past the frame into its reflection.
 
     Parameters
     ----------
     shape : (int, int)
         Frame height and width.
     tile_size : int
-        Largest core tile side; a frame that fits runs as a single tile of its own size.
+        Largest core tile side; a frame that fits runs as a single tile.
     halo : int
         Margin added on every side (receptive-field radius, or the overlap of global models).
     multiple_of : int
@@ -69,17 +66,20 @@ def plan_tiles(shape: tuple[int, int], *, tile_size: int, halo: int, multiple_of
     -------
     TilePlan
     """
-    height, width = shape
-    core = (min(tile_size, height), min(tile_size, width))
-    tiles = tuple(Tile(y, x) for y in _origins(height, core[0]) for x in _origins(width, core[1]))
-    return TilePlan((height, width), core, int(halo), max(int(multiple_of), 1), tiles)
+    multiple = max(int(multiple_of), 1)
+    largest = max(tile_size // multiple, 1) * multiple
+    core = tuple(min(largest, _round_up(length, multiple)) for length in shape)
+    starts = [range(0, length, side) for length, side in zip(shape, core)]
+    tiles = tuple(Tile(y, x) for y in starts[0] for x in starts[1])
+    return TilePlan(tuple(shape), core, int(halo), multiple, tiles)  # type: ignore[arg-type]
 
 
 def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:
-    """Reflect-pad ``frame`` by the halo (plus the window's round-up on the far sides)."""
-    extra_y = plan.window[0] - plan.core[0] - 2 * plan.halo
-    extra_x = plan.window[1] - plan.core[1] - 2 * plan.halo
-    pads = ((plan.halo, plan.halo + extra_y), (plan.halo, plan.halo + extra_x))
+    """Reflect-pad ``frame`` by the halo, and on the far sides far enough for the last tiles."""
+    pads = []
+    for length, side, window in zip(frame.shape, plan.core, plan.window):
+        covered = _round_up(length, side)
+        pads.append((plan.halo, covered - length + window - side - plan.halo))
     return np.pad(frame, pads, mode="reflect" if min(frame.shape) > 1 else "edge")
 
 
@@ -91,7 +91,8 @@ def iter_windows(padded: np.ndarray, plan: TilePlan) -> Iterator[tuple[Tile, np.
 
 
 def place(output: np.ndarray, tile: Tile, result: np.ndarray, plan: TilePlan) -> None:
-    """Write the core of one tile's model output into the stitched frame."""
-    core_h, core_w = plan.core
+    """Write the core of one tile's model output into the stitched frame (cropped at its edges)."""
+    height = min(plan.core[0], output.shape[0] - tile.y0)
+    width = min(plan.core[1], output.shape[1] - tile.x0)
     h = plan.halo
-    output[tile.y0 : tile.y0 + core_h, tile.x0 : tile.x0 + core_w] = result[h : h + core_h, h : h + core_w]
+    output[tile.y0 : tile.y0 + height, tile.x0 : tile.x0 + width] = result[h : h + height, h : h + width]

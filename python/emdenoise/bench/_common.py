@@ -6,29 +6,8 @@ import argparse
 from pathlib import Path
 
 from emdenoise.bench.methods import Method, classical_method, engine_methods, select_baselines
+from emdenoise.cli_types import positive_float, positive_int  # noqa: F401  (re-exported for the sub-verbs)
 from emdenoise.errors import UserError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
 
 
 def add_common(parser: argparse.ArgumentParser, *, default_out: str) -> None:

@@ -13,17 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from emdenoise.cli_types import positive_int
 from emdenoise.errors import UserError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def register(subparsers) -> None:
@@ -41,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", help="human-readable name on the card")
     p.add_argument("--modality", default="hrtem", help="card modality (default: hrtem)")
     p.add_argument("--default", action="store_true", help="flag the model as the default for its modality")
-    p.add_argument("--tile", type=_positive_int, default=512, help="core tile side the engine uses (default: 512)")
+    p.add_argument("--tile", type=positive_int, default=512, help="core tile side the engine uses (default: 512)")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (float32 input/output)")
     p.add_argument("--note", action="append", default=[], help="a note for the card; repeatable")
     p.add_argument("--metrics", metavar="BENCH_JSON", help="sbd.json written by 'emdenoise bench sbd --method ID'")

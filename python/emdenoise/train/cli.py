@@ -13,28 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from emdenoise.cli_types import positive_float, positive_int
 from emdenoise.errors import UserError
 from emdenoise.train.recipes import RECIPES, get_recipe
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
 
 
 def register(subparsers) -> None:
@@ -49,20 +30,20 @@ def register(subparsers) -> None:
     p.add_argument("--smoke", action="store_true", help="the tiny CI variant: a few steps, seconds")
     p.add_argument("--no-resume", action="store_true", help="start afresh even when --out holds a checkpoint")
     p.add_argument("--data", metavar="DIR", help="simulated data set from 'emdenoise simulate hrtem' (default: synthetic lattices)")
-    p.add_argument("--steps", type=_positive_int, help="optimisation steps")
-    p.add_argument("--batch", type=_positive_int, help="patches per step")
-    p.add_argument("--patch", type=_positive_int, help="patch side in pixels (SBD: 400; smaller on a CPU)")
-    p.add_argument("--lr", type=_positive_float, help="starting learning rate")
-    p.add_argument("--val-every", type=_positive_int, help="steps between validations and checkpoints")
-    p.add_argument("--n-train", type=_positive_int, help="training images in the pool")
+    p.add_argument("--steps", type=positive_int, help="optimisation steps")
+    p.add_argument("--batch", type=positive_int, help="patches per step")
+    p.add_argument("--patch", type=positive_int, help="patch side in pixels (SBD: 400; smaller on a CPU)")
+    p.add_argument("--lr", type=positive_float, help="starting learning rate")
+    p.add_argument("--val-every", type=positive_int, help="steps between validations and checkpoints")
+    p.add_argument("--n-train", type=positive_int, help="training images in the pool")
     p.add_argument("--seed", type=int, help="seed of initialisation and data")
-    p.add_argument("--width", type=_positive_int, help="base channels (sbd-unet) or channels (sbd-dncnn)")
-    p.add_argument("--size", type=_positive_int, help="ede-mlp: input side w (odd)")
+    p.add_argument("--width", type=positive_int, help="base channels (sbd-unet) or channels (sbd-dncnn)")
+    p.add_argument("--size", type=positive_int, help="ede-mlp: input side w (odd)")
     p.add_argument("--hidden", type=int, choices=(0, 1, 2), help="ede-mlp: hidden layers (0 = kernel)")
     p.add_argument("--teacher", metavar="MODEL_ID", help="ede-mlp: installed model to imitate")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (same architecture), e.g. to go on with larger patches")
-    p.add_argument("--max-minutes", type=_positive_float, help="stop (with a checkpoint) after this much wall time")
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--max-minutes", type=positive_float, help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.set_defaults(func=run)
 
 

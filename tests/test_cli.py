@@ -77,3 +77,12 @@ def test_demo_writes_tiff_and_png(tmp_path):
     assert meta.unit == "nm" and denoised.std() < raw.std()
     second = emdenoise("demo", "-o", tmp_path / "demo")
     assert second.returncode != 0 and "--overwrite" in second.stderr
+
+
+def test_output_that_cannot_be_created_is_one_sentence(calibrated_stack, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = emdenoise("denoise", calibrated_stack, "-o", blocker / "out")
+    assert result.returncode != 0
+    assert "cannot create the output folder" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a folder"

@@ -183,7 +183,10 @@ def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | No
     """Denoise every input into ``output``; skip existing results, continue past failures."""
     single = len(inputs) == 1
     if not (single and output.suffix.lower() in TIFF_SUFFIXES):
-        output.mkdir(parents=True, exist_ok=True)
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create the output folder {output} ({error.strerror}); choose another -o.") from None
     resolved_model = model_id
     if resolved_model is None:
         resolved_model = _default_model(client, options.get("modality", "any"))

@@ -86,7 +86,7 @@ def test_bad_numbers_are_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exc:
         _run(["simulate", "hrtem", "--out", "/tmp/x", "--n", "0"])
     assert exc.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+    assert "expected a number >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _run(["simulate", "hrtem", "--out", "/tmp/x", "--dose", "-1"])
     assert "greater than 0" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from emdenoise.output_dirs import generated_data_dir
 from emdenoise.cli_types import positive_float, positive_int
 from emdenoise.errors import UserError
 
@@ -68,13 +69,7 @@ _OVERRIDES = ("gpts", "bin_factor", "dose", "size", "peak_counts", "frames", "pi
 
 
 def _check_out(out: str) -> Path:
-    path = Path(out).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[3]
-    if (repo / ".git").exists() and (path == repo or repo in path.parents):
-        raise UserError(f"--out {out} is inside the repository; write generated data elsewhere, e.g. /tmp/{path.name}")
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    return path
+    return generated_data_dir(out, what="generated data")
 
 
 def _cupy_gpu_count() -> int:

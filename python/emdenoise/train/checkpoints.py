@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from emdenoise.output_dirs import generated_data_dir
 from emdenoise.errors import UserError
 
 LAST = "last.pt"
@@ -63,10 +64,4 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def check_out_dir(out: str | Path) -> Path:
     """Refuse to write checkpoints inside the source repository (they belong in /tmp or a data disk)."""
-    path = Path(out).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[3]
-    if (repo / ".git").exists() and (path == repo or repo in path.parents):
-        raise UserError(f"--out {out} is inside the repository; write checkpoints elsewhere, e.g. /tmp/{path.name}.")
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the checkpoints.")
-    return path
+    return generated_data_dir(out, what="checkpoints")

@@ -176,3 +176,10 @@ def test_graceful_shutdown_on_sigterm():
         assert client.list_models()
     assert process.stop() == 0
     assert any("server stopped" in line for line in process.lines)
+
+
+def test_tile_size_travels_to_the_server_and_keeps_the_result(server, embedded):
+    frame = np.random.default_rng(9).poisson(0.6, (200, 170)).astype(np.float32)
+    with RemoteClient(server.address) as client:
+        (small_tiles,) = list(client.denoise([frame], "sbd-unet32-hrtem", tile_size=64))
+    np.testing.assert_allclose(small_tiles, embedded.engine.denoise(frame, "sbd-unet32-hrtem"), rtol=0, atol=1e-4)

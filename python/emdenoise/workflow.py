@@ -115,6 +115,7 @@ def denoise_file(
     progress: bool = False,
     warn=None,
     on_frame=None,
+    tile_size: int | None = None,
 ) -> Path:
     """Denoise one file through ``client`` (embedded or remote) and write an ImageJ TIFF.
 
@@ -133,7 +134,9 @@ def denoise_file(
         raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
     counts = calibrate(first, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
     calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
-    job = client.denoise(itertools.chain([first], frames), model_id, frame_count=count, **calibration)
+    job = client.denoise(
+        itertools.chain([first], frames), model_id, frame_count=count, tile_size=tile_size, **calibration
+    )
     info = job.start()
     results: Iterable[np.ndarray] = iter(job)
     if on_frame is not None:

@@ -49,6 +49,7 @@ class EmbeddedClient:
         gain: float | None = None,
         offset: float | None = None,
         frame_count: int = 0,
+        tile_size: int | None = None,
     ) -> DenoiseJob:
         card = self.engine.card(model_id, modality=modality)
 
@@ -61,7 +62,7 @@ class EmbeddedClient:
                 "device": self.engine.device,
             }
             for index, frame in enumerate(frames):
-                yield self.engine.denoise_frame(frame, card, index=index, gain=gain, offset=offset)
+                yield self.engine.denoise_frame(frame, card, index=index, gain=gain, offset=offset, tile_size=tile_size)
 
         return DenoiseJob(stream())
 

@@ -89,9 +89,12 @@ class RemoteClient:
         gain: float | None = None,
         offset: float | None = None,
         frame_count: int = 0,
+        tile_size: int | None = None,
     ) -> DenoiseJob:
         """Stream ``frames`` to the server; iterate the returned job for float32 results."""
-        options = pb.DenoiseOptions(model_id=model_id or "", modality=modality, frame_count=frame_count)
+        options = pb.DenoiseOptions(
+            model_id=model_id or "", modality=modality, frame_count=frame_count, tile_size=tile_size or 0
+        )
         if gain is not None:
             options.gain = float(gain)
         if offset is not None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from emdenoise.cli_types import positive_int
 from emdenoise.client import connect
 from emdenoise.errors import UserError
 from emdenoise.workflow import denoise_many, expand_inputs, summary_table
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--gain", type=float, help="detector counts per electron")
     p.add_argument("--offset", type=float, help="detector reading at zero electrons")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--tile-size", type=positive_int, help="largest tile side (default: the model card's)")
     add_connection_arguments(p)
     p.set_defaults(func=run)
 
@@ -60,6 +62,7 @@ def run(args) -> int:
             offset=args.offset,
             overwrite=args.overwrite,
             progress=True,
+            tile_size=args.tile_size,
         )
     failed = [o for o in outcomes if o.status == "failed"]
     if len(outcomes) == 1 and failed:

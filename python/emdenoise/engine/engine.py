@@ -123,14 +123,19 @@ class Engine:
         index: int | None = None,
         gain: float | None = None,
         offset: float | None = None,
+        tile_size: int | None = None,
     ) -> np.ndarray:
-        """Denoise one 2-D frame with ``card``'s model (tiled, batched, normalised)."""
+        """Denoise one 2-D frame with ``card``'s model (tiled, batched, normalised).
+
+        ``tile_size`` overrides the engine's and the card's largest tile side for this frame
+        (at least ``MIN_TILE``, so a request cannot ask for millions of tiny tiles).
+        """
         if card.task != "denoise":
             raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
         frame = as_frame(frame, index=index)
         mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
         normalised = mapping.forward(frame)
-        result = self._run_tiled(normalised, card)
+        result = self._run_tiled(normalised, card, tile_size=max(int(tile_size), MIN_TILE) if tile_size else None)
         return mapping.inverse(result)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
@@ -145,10 +150,10 @@ class Engine:
             halo = card.receptive_field // 2
         return tiling.plan_tiles(shape, tile_size=size, halo=halo, multiple_of=int(tile.get("multiple_of", 1)))
 
-    def _run_tiled(self, frame: np.ndarray, card: ModelCard) -> np.ndarray:
+    def _run_tiled(self, frame: np.ndarray, card: ModelCard, *, tile_size: int | None = None) -> np.ndarray:
         """Run all tiles; when memory runs out, halve the batch, then the tile size (CSBDeep habit)."""
         backend = self._backend(card)
-        plan = self.tile_plan(frame.shape, card)
+        plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
         batch_size = self.batch_size
         while True:
             try:

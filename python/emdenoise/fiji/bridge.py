@@ -126,13 +126,7 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
         offset = _optional_float(request.get("offset"))
     except ValueError:
         raise UserError("gain and offset must be numbers (0 = estimate from the image).") from None
-    notes = []
-    if server:
-        client = connect(server)
-        if tile:
-            notes.append(f"the server at {server} chooses its own tile size; tile={tile} applies to the embedded engine only")
-    else:
-        client = connect(None, tile_size=tile or None)
+    client = connect(server) if server else connect(None)
     with client:
         if model in ("", "default"):
             model = choose_default(client.list_models(), modality)
@@ -147,10 +141,11 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
             offset=offset,
             overwrite=True,
             on_frame=_Progress(job),
+            tile_size=tile or None,
         )
     if request.get("residual"):
         write_residual(source, target, Path(request["residual"]), model=model)
-    return {"output": target, "model": model, "note": "; ".join(notes)}
+    return {"output": target, "model": model, "note": ""}
 
 
 def write_residual(source: Path, denoised: Path, target: Path, *, model: str) -> Path:

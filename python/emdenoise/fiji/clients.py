@@ -26,20 +26,16 @@ class ClientPool:
         self._clients: dict[tuple[str | None, int | None], object] = {}
         self._lock = threading.Lock()
 
-    def get(self, server: str | None = None, *, tile: int | None = None):
-        """The client for ``server`` (``host:port`` or None), opened on first use.
-
-        ``tile`` sets the embedded engine's tile size; a server chooses its own.
-        """
+    def get(self, server: str | None = None):
+        """The client for ``server`` (``host:port`` or None), opened on first use."""
         from emdenoise.client import connect
 
         server = server_of(server)
-        key = (server, None if server else (tile or None))
         with self._lock:
-            client = self._clients.get(key)
+            client = self._clients.get(server)
             if client is None:
-                client = connect(server) if server else connect(None, tile_size=tile or None)
-                self._clients[key] = client
+                client = connect(server)
+                self._clients[server] = client
             return client
 
     def close(self) -> None:

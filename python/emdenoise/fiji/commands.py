@@ -162,7 +162,8 @@ def em_denoise(ctx: Context) -> None:
     result = denoise_imageplus(
         source,
         None if model in ("", "default") else model,
-        client=ctx.pool.get(server, tile=int(values["tile"]) or None),
+        client=ctx.pool.get(server),
+        tile=int(values["tile"]) or None,
         modality=str(values["modality"]),
         gain=optional_number(values["gain"]),
         offset=optional_number(values["offset"]),
@@ -175,8 +176,6 @@ def em_denoise(ctx: Context) -> None:
     if values["preview"]:
         result.image.setTitle(f"{base}_preview-{result.model}.tif")
     notes = list(result.notes)
-    if server_of(server) and int(values["tile"]):
-        notes.append(f"the server at {server} chooses its own tile size; tile={int(values['tile'])} applies to the embedded engine only")
     bits = int(imp.getBitDepth())
     if values["output"] == "same as input" and bits in (8, 16):
         convert_to_input_type(result.image, bits)

@@ -49,7 +49,7 @@ class Denoised:
     residual : ij.ImagePlus or None
         ``raw - denoised`` when asked for.
     notes : list of str
-        Things the user should know (a tile size a server ignores); warnings went to ``warn``.
+        Things the user should know; warnings went to ``warn``.
     """
 
     image: object
@@ -142,9 +142,7 @@ def denoise_imageplus(
     started = time.monotonic()
     notes: list[str] = []
     if client is None:
-        client = default_pool.get(server, tile=tile)
-        if server_of(server) and tile:
-            notes.append(f"the server at {server} chooses its own tile size; tile={tile} applies to the embedded engine only")
+        client = default_pool.get(server)
     metadata = imageplus.metadata_of(imp)
     total = int(imp.getStackSize())
     frames = _frames_for_client(imp)
@@ -155,7 +153,7 @@ def denoise_imageplus(
         raise ModelNotFound(f"unknown model {model!r}; run 'emdenoise models' to list them.")
     counts = calibrate(first, metadata, cards[model], gain=gain, offset=offset, warn=warn or warn_on_stderr)
     calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
-    job = client.denoise(itertools.chain([first], frames), model, frame_count=total, **calibration)
+    job = client.denoise(itertools.chain([first], frames), model, frame_count=total, tile_size=tile or None, **calibration)
     info = job.start()
     results = []
     for done, frame in enumerate(job, 1):

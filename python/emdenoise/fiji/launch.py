@@ -149,8 +149,7 @@ class ImageJSession:
 
         if server is None:
             server = str(self.ij("ij.Prefs").get("emdenoise.server", "embedded"))
-        client = self.pool.get(server, tile=options.pop("tile", None))
-        return denoise_imageplus(imp, model, client=client, **options)
+        return denoise_imageplus(imp, model, client=self.pool.get(server), **options)
 
     def set_server(self, server: str | None) -> None:
         """Where the EM commands send work by default (``host:port``, or None: embedded)."""

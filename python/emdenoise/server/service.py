@@ -144,7 +144,9 @@ class DenoiserService(pb_grpc.DenoiserServicer):
                 continue
             index = assembler.next_frame - 1
             with self._compute_slot(context):
-                result = self.engine.denoise_frame(frame, card, index=index, **calibration)
+                result = self.engine.denoise_frame(
+                    frame, card, index=index, tile_size=options.tile_size or None, **calibration
+                )
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)
         if assembler.in_progress:

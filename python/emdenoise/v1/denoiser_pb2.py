@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65mdenoise/v1/denoiser.proto\x12\x0c\x65mdenoise.v1\"+\n\x0b\x41rrayHeader\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x04\"\x84\x01\n\nFrameChunk\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\r\x12)\n\x06header\x18\x04 \x01(\x0b\x32\x19.emdenoise.v1.ArrayHeader\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x85\x01\n\x0e\x44\x65noiseOptions\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08modality\x18\x02 \x01(\t\x12\x11\n\x04gain\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0b\x66rame_count\x18\x05 \x01(\x04\x42\x07\n\x05_gainB\t\n\x07_offset\"t\n\x0e\x44\x65noiseRequest\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1c.emdenoise.v1.DenoiseOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"s\n\x07JobInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x14\n\x0cgraph_sha256\x18\x03 \x01(\t\x12\x19\n\x11\x65mdenoise_version\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\"n\n\x0f\x44\x65noiseResponse\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x15.emdenoise.v1.JobInfoH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"\x13\n\x11ListModelsRequest\"\xb8\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x10\n\x08modality\x18\x05 \x01(\t\x12\x12\n\nis_default\x18\x06 \x01(\x08\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x12\n\ndose_range\x18\x08 \x03(\x01\x12\x14\n\x0cgraph_sha256\x18\t \x01(\t\x12\x11\n\tcard_json\x18\n \x01(\t\"M\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.emdenoise.v1.ModelInfo\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\xc6\x02\n\x11LikelihoodOptions\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08modality\x18\x02 \x01(\t\x12\x11\n\x04gain\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08polarity\x18\x05 \x01(\t\x12\x0e\n\x06vacuum\x18\x06 \x01(\t\x12\x19\n\x0cvacuum_level\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\tmin_sigma\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x16\n\tmax_sigma\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x16\n\tthreshold\x18\n \x01(\x01H\x05\x88\x01\x01\x12\x11\n\tmap_units\x18\x0b \x01(\tB\x07\n\x05_gainB\t\n\x07_offsetB\x0f\n\r_vacuum_levelB\x0c\n\n_min_sigmaB\x0c\n\n_max_sigmaB\x0c\n\n_threshold\"z\n\x11LikelihoodRequest\x12\x32\n\x07options\x18\x01 \x01(\x0b\x32\x1f.emdenoise.v1.LikelihoodOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"\xa1\x01\n\x10LikelihoodRegion\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0b\n\x03row\x18\x02 \x01(\x01\x12\x0b\n\x03\x63ol\x18\x03 \x01(\x01\x12\x0e\n\x06radius\x18\x04 \x01(\x01\x12\x0e\n\x06pixels\x18\x05 \x01(\x04\x12\x11\n\tintensity\x18\x06 \x01(\x01\x12\x10\n\x08observed\x18\x07 \x01(\x01\x12\x0b\n\x03llr\x18\x08 \x01(\x01\x12\x15\n\rllr_per_pixel\x18\t \x01(\x01\"\xa7\x01\n\x11LikelihoodSummary\x12/\n\x07regions\x18\x01 \x03(\x0b\x32\x1e.emdenoise.v1.LikelihoodRegion\x12\x14\n\x0cvacuum_level\x18\x02 \x01(\x01\x12\x15\n\rvacuum_pixels\x18\x03 \x01(\x04\x12\x10\n\x08polarity\x18\x04 \x01(\t\x12\x11\n\tmap_units\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\"\xa5\x01\n\x12LikelihoodResponse\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x15.emdenoise.v1.JobInfoH\x00\x12\x32\n\x07summary\x18\x02 \x01(\x0b\x32\x1f.emdenoise.v1.LikelihoodSummaryH\x00\x12)\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item2\xff\x01\n\x08\x44\x65noiser\x12O\n\nListModels\x12\x1f.emdenoise.v1.ListModelsRequest\x1a .emdenoise.v1.ListModelsResponse\x12J\n\x07\x44\x65noise\x12\x1c.emdenoise.v1.DenoiseRequest\x1a\x1d.emdenoise.v1.DenoiseResponse(\x01\x30\x01\x12V\n\rLikelihoodMap\x12\x1f.emdenoise.v1.LikelihoodRequest\x1a .emdenoise.v1.LikelihoodResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65mdenoise/v1/denoiser.proto\x12\x0c\x65mdenoise.v1\"+\n\x0b\x41rrayHeader\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x04\"\x84\x01\n\nFrameChunk\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\r\x12)\n\x06header\x18\x04 \x01(\x0b\x32\x19.emdenoise.v1.ArrayHeader\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x98\x01\n\x0e\x44\x65noiseOptions\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08modality\x18\x02 \x01(\t\x12\x11\n\x04gain\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0b\x66rame_count\x18\x05 \x01(\x04\x12\x11\n\ttile_size\x18\x06 \x01(\rB\x07\n\x05_gainB\t\n\x07_offset\"t\n\x0e\x44\x65noiseRequest\x12/\n\x07options\x18\x01 \x01(\x0b\x32\x1c.emdenoise.v1.DenoiseOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"s\n\x07JobInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x14\n\x0cgraph_sha256\x18\x03 \x01(\t\x12\x19\n\x11\x65mdenoise_version\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\"n\n\x0f\x44\x65noiseResponse\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x15.emdenoise.v1.JobInfoH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"\x13\n\x11ListModelsRequest\"\xb8\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x10\n\x08modality\x18\x05 \x01(\t\x12\x12\n\nis_default\x18\x06 \x01(\x08\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x12\n\ndose_range\x18\x08 \x03(\x01\x12\x14\n\x0cgraph_sha256\x18\t \x01(\t\x12\x11\n\tcard_json\x18\n \x01(\t\"M\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.emdenoise.v1.ModelInfo\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\xc6\x02\n\x11LikelihoodOptions\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08modality\x18\x02 \x01(\t\x12\x11\n\x04gain\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08polarity\x18\x05 \x01(\t\x12\x0e\n\x06vacuum\x18\x06 \x01(\t\x12\x19\n\x0cvacuum_level\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\tmin_sigma\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x16\n\tmax_sigma\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x16\n\tthreshold\x18\n \x01(\x01H\x05\x88\x01\x01\x12\x11\n\tmap_units\x18\x0b \x01(\tB\x07\n\x05_gainB\t\n\x07_offsetB\x0f\n\r_vacuum_levelB\x0c\n\n_min_sigmaB\x0c\n\n_max_sigmaB\x0c\n\n_threshold\"z\n\x11LikelihoodRequest\x12\x32\n\x07options\x18\x01 \x01(\x0b\x32\x1f.emdenoise.v1.LikelihoodOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item\"\xa1\x01\n\x10LikelihoodRegion\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0b\n\x03row\x18\x02 \x01(\x01\x12\x0b\n\x03\x63ol\x18\x03 \x01(\x01\x12\x0e\n\x06radius\x18\x04 \x01(\x01\x12\x0e\n\x06pixels\x18\x05 \x01(\x04\x12\x11\n\tintensity\x18\x06 \x01(\x01\x12\x10\n\x08observed\x18\x07 \x01(\x01\x12\x0b\n\x03llr\x18\x08 \x01(\x01\x12\x15\n\rllr_per_pixel\x18\t \x01(\x01\"\xa7\x01\n\x11LikelihoodSummary\x12/\n\x07regions\x18\x01 \x03(\x0b\x32\x1e.emdenoise.v1.LikelihoodRegion\x12\x14\n\x0cvacuum_level\x18\x02 \x01(\x01\x12\x15\n\rvacuum_pixels\x18\x03 \x01(\x04\x12\x10\n\x08polarity\x18\x04 \x01(\t\x12\x11\n\tmap_units\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\"\xa5\x01\n\x12LikelihoodResponse\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x15.emdenoise.v1.JobInfoH\x00\x12\x32\n\x07summary\x18\x02 \x01(\x0b\x32\x1f.emdenoise.v1.LikelihoodSummaryH\x00\x12)\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x18.emdenoise.v1.FrameChunkH\x00\x42\x06\n\x04item2\xff\x01\n\x08\x44\x65noiser\x12O\n\nListModels\x12\x1f.emdenoise.v1.ListModelsRequest\x1a .emdenoise.v1.ListModelsResponse\x12J\n\x07\x44\x65noise\x12\x1c.emdenoise.v1.DenoiseRequest\x1a\x1d.emdenoise.v1.DenoiseResponse(\x01\x30\x01\x12V\n\rLikelihoodMap\x12\x1f.emdenoise.v1.LikelihoodRequest\x1a .emdenoise.v1.LikelihoodResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,29 +36,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRAMECHUNK']._serialized_start=91
   _globals['_FRAMECHUNK']._serialized_end=223
   _globals['_DENOISEOPTIONS']._serialized_start=226
-  _globals['_DENOISEOPTIONS']._serialized_end=359
-  _globals['_DENOISEREQUEST']._serialized_start=361
-  _globals['_DENOISEREQUEST']._serialized_end=477
-  _globals['_JOBINFO']._serialized_start=479
-  _globals['_JOBINFO']._serialized_end=594
-  _globals['_DENOISERESPONSE']._serialized_start=596
-  _globals['_DENOISERESPONSE']._serialized_end=706
-  _globals['_LISTMODELSREQUEST']._serialized_start=708
-  _globals['_LISTMODELSREQUEST']._serialized_end=727
-  _globals['_MODELINFO']._serialized_start=730
-  _globals['_MODELINFO']._serialized_end=914
-  _globals['_LISTMODELSRESPONSE']._serialized_start=916
-  _globals['_LISTMODELSRESPONSE']._serialized_end=993
-  _globals['_LIKELIHOODOPTIONS']._serialized_start=996
-  _globals['_LIKELIHOODOPTIONS']._serialized_end=1322
-  _globals['_LIKELIHOODREQUEST']._serialized_start=1324
-  _globals['_LIKELIHOODREQUEST']._serialized_end=1446
-  _globals['_LIKELIHOODREGION']._serialized_start=1449
-  _globals['_LIKELIHOODREGION']._serialized_end=1610
-  _globals['_LIKELIHOODSUMMARY']._serialized_start=1613
-  _globals['_LIKELIHOODSUMMARY']._serialized_end=1780
-  _globals['_LIKELIHOODRESPONSE']._serialized_start=1783
-  _globals['_LIKELIHOODRESPONSE']._serialized_end=1948
-  _globals['_DENOISER']._serialized_start=1951
-  _globals['_DENOISER']._serialized_end=2206
+  _globals['_DENOISEOPTIONS']._serialized_end=378
+  _globals['_DENOISEREQUEST']._serialized_start=380
+  _globals['_DENOISEREQUEST']._serialized_end=496
+  _globals['_JOBINFO']._serialized_start=498
+  _globals['_JOBINFO']._serialized_end=613
+  _globals['_DENOISERESPONSE']._serialized_start=615
+  _globals['_DENOISERESPONSE']._serialized_end=725
+  _globals['_LISTMODELSREQUEST']._serialized_start=727
+  _globals['_LISTMODELSREQUEST']._serialized_end=746
+  _globals['_MODELINFO']._serialized_start=749
+  _globals['_MODELINFO']._serialized_end=933
+  _globals['_LISTMODELSRESPONSE']._serialized_start=935
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1012
+  _globals['_LIKELIHOODOPTIONS']._serialized_start=1015
+  _globals['_LIKELIHOODOPTIONS']._serialized_end=1341
+  _globals['_LIKELIHOODREQUEST']._serialized_start=1343
+  _globals['_LIKELIHOODREQUEST']._serialized_end=1465
+  _globals['_LIKELIHOODREGION']._serialized_start=1468
+  _globals['_LIKELIHOODREGION']._serialized_end=1629
+  _globals['_LIKELIHOODSUMMARY']._serialized_start=1632
+  _globals['_LIKELIHOODSUMMARY']._serialized_end=1799
+  _globals['_LIKELIHOODRESPONSE']._serialized_start=1802
+  _globals['_LIKELIHOODRESPONSE']._serialized_end=1967
+  _globals['_DENOISER']._serialized_start=1970
+  _globals['_DENOISER']._serialized_end=2225
 # @@protoc_insertion_point(module_scope)

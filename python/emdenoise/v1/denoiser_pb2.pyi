@@ -29,18 +29,20 @@ class FrameChunk(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., header: _Optional[_Union[ArrayHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class DenoiseOptions(_message.Message):
-    __slots__ = ("model_id", "modality", "gain", "offset", "frame_count")
+    __slots__ = ("model_id", "modality", "gain", "offset", "frame_count", "tile_size")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     GAIN_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     modality: str
     gain: float
     offset: float
     frame_count: int
-    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., frame_count: _Optional[int] = ...) -> None: ...
+    tile_size: int
+    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., frame_count: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
 
 class DenoiseRequest(_message.Message):
     __slots__ = ("options", "chunk")

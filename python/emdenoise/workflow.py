@@ -102,6 +102,21 @@ def calibrate(first_frame: np.ndarray, metadata: ImageMetadata, card: dict, *, g
     return counts
 
 
+def prepare_job(client, first_frame, metadata: ImageMetadata, *, model_id, modality, gain, offset, warn=None):
+    """Resolve the model (default for ``modality`` when None) and the counts calibration.
+
+    Returns ``(model_id, counts, calibration)`` where ``calibration`` holds the gain and
+    offset to send with the job (estimated ones for counts models, else the user's).
+    """
+    cards = {card["id"]: card for card in client.list_models()}
+    model_id = model_id or choose_default(list(cards.values()), modality)
+    if model_id not in cards:
+        raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
+    counts = calibrate(first_frame, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
+    calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
+    return model_id, counts, calibration
+
+
 def denoise_file(
     client,
     input_path: Path,
@@ -128,12 +143,9 @@ def denoise_file(
     first = next(frames, None)
     if count == 0 or first is None:
         raise UserError(f"{input_path} holds no frames; there is nothing to denoise.")
-    cards = {card["id"]: card for card in client.list_models()}
-    model_id = model_id or choose_default(list(cards.values()), modality)
-    if model_id not in cards:
-        raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
-    counts = calibrate(first, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
-    calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
+    model_id, counts, calibration = prepare_job(
+        client, first, metadata, model_id=model_id, modality=modality, gain=gain, offset=offset, warn=warn
+    )
     job = client.denoise(
         itertools.chain([first], frames), model_id, frame_count=count, tile_size=tile_size, **calibration
     )

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from emdenoise.bench.methods import Method, classical_method, engine_methods, select_baselines
-from emdenoise.cli_types import positive_float, positive_int  # noqa: F401  (re-exported for the sub-verbs)
 from emdenoise.errors import UserError
 
 

@@ -17,16 +17,11 @@ import numpy as np
 
 from emdenoise.baselines.registry import BY_KEY
 from emdenoise.bench import plots
-from emdenoise.bench._common import (
-    add_common,
-    build_methods,
-    positive_float,
-    positive_int,
-    time_ratio_reference,
-)
+from emdenoise.bench._common import add_common, build_methods, time_ratio_reference
 from emdenoise.bench.clean import CleanImage, CleanSet, load_clean_dir, random_crop, synthetic_clean_set
 from emdenoise.bench.methods import Method, select_baselines
 from emdenoise.bench.report import fmt, markdown_table, provenance, stats, write_results
+from emdenoise.cli_types import positive_float, positive_int
 from emdenoise.errors import UserError
 from emdenoise.metrics import psnr, ssim_sbd
 from emdenoise.noise.dose import SBD_VACUUM_COUNTS, apply_dose

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from emdenoise.bench import plots
-from emdenoise.bench._common import add_common, build_methods, positive_float, positive_int, time_ratio_reference
+from emdenoise.bench._common import add_common, build_methods, time_ratio_reference
+from emdenoise.cli_types import positive_float, positive_int
 from emdenoise.bench.methods import Method
 from emdenoise.bench.report import fmt, markdown_table, provenance, write_results
 from emdenoise.errors import UserError

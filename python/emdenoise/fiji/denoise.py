@@ -21,11 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from emdenoise.engine.repository import choose_default
-from emdenoise.errors import ModelNotFound, UserError
+from emdenoise.errors import UserError
 from emdenoise.fiji import imageplus
-from emdenoise.fiji.clients import default_pool, server_of
-from emdenoise.workflow import calibrate, provenance, warn_on_stderr
+from emdenoise.fiji.clients import default_pool
+from emdenoise.workflow import prepare_job, provenance
 
 
 class Cancelled(UserError):
@@ -147,12 +146,9 @@ def denoise_imageplus(
     total = int(imp.getStackSize())
     frames = _frames_for_client(imp)
     first = next(frames)
-    cards = {card["id"]: card for card in client.list_models()}
-    model = model or choose_default(list(cards.values()), modality)
-    if model not in cards:
-        raise ModelNotFound(f"unknown model {model!r}; run 'emdenoise models' to list them.")
-    counts = calibrate(first, metadata, cards[model], gain=gain, offset=offset, warn=warn or warn_on_stderr)
-    calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
+    model, counts, calibration = prepare_job(
+        client, first, metadata, model_id=model, modality=modality, gain=gain, offset=offset, warn=warn
+    )
     job = client.denoise(itertools.chain([first], frames), model, frame_count=total, tile_size=tile or None, **calibration)
     info = job.start()
     results = []

@@ -4,6 +4,8 @@
 * :mod:`~emdenoise.models.dncnn` -- DnCNN (seed 003, C.2)
 * :mod:`~emdenoise.models.durr_unet` -- DURR's small UNet (seed 003, C.3)
 * :mod:`~emdenoise.models.ede_mlp` -- Ede's kernels and MLPs (seed 002, sec. 3)
+* :mod:`~emdenoise.models.ede_xception` -- Ede & Beanland's atrous encoder-decoder (seed 001, sec. 2)
+* :mod:`~emdenoise.models.autoencoder` -- Ede's denoising autoencoders (seed 002, sec. 2)
 
 :func:`build_model` makes one from the ``{"family": ..., **kwargs}`` spec that recipes,
 checkpoints and model cards carry.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FAMILIES = ("sbd-unet", "dncnn", "durr-unet", "ede-mlp")
+FAMILIES = ("sbd-unet", "dncnn", "durr-unet", "ede-mlp", "ede-xception", "ede-ae")
 
 
 def build_model(spec: dict[str, Any]):
@@ -46,6 +48,14 @@ def build_model(spec: dict[str, Any]):
         from emdenoise.models.ede_mlp import KernelMLP
 
         return KernelMLP(**spec)
+    if family == "ede-xception":
+        from emdenoise.models.ede_xception import EdeXception
+
+        return EdeXception(**spec)
+    if family == "ede-ae":
+        from emdenoise.models.autoencoder import DenoisingAutoencoder
+
+        return DenoisingAutoencoder(**spec)
     raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
 
 

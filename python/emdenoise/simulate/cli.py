@@ -6,7 +6,6 @@ stand-in), ``stem`` (Noise2Atom clean domain, seed 004), ``series`` (HAADF movie
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os

@@ -152,6 +152,10 @@ def train(
     -------
     TrainResult
     """
+    if recipe.task.startswith("ede-"):  # Ede's noise law and losses (seed 001 sec. 3, seed 002 sec. 2.2)
+        from emdenoise.train.ede import train_ede
+
+        return train_ede(recipe, out_dir, resume=resume, max_minutes=max_minutes, threads=threads, init=init, log=log)
     import torch
 
     from emdenoise.models import build_model, count_parameters

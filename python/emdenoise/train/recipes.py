@@ -7,7 +7,17 @@ recipe             model                                       source
 ``sbd-dncnn``      DnCNN, 20 layers x 64 channels              seed 003, appendix C.2, C.4
 ``sbd-smallunet``  DURR small UNet                             seed 003, appendix C.3, C.4
 ``ede-mlp``        kernel / MLP on a w x w input, distilled    seed 002, sec. 3
+``ede-xception``   Ede atrous encoder-decoder (width x, 12      seed 001, sec. 2 and 3
+                   middle blocks), low dose; ``--init`` a low-
+                   dose checkpoint for the ordinary-dose tune
+``ede-ae``         denoising autoencoder, 160x160 -> 20x20xd    seed 002, sec. 2
 =================  ==========================================  =============================
+
+The Ede recipes (tasks ``ede-denoise``/``ede-autoencode``, trained by
+:func:`emdenoise.train.ede.train_ede`) read a simulated general-TEM corpus
+(``data={"source": "corpus", "path": DIR}``, from ``emdenoise simulate tem-corpus``) and
+noise it with Ede's law at ``data["dose"]`` ("low" or "ordinary"); their smoke variants
+use synthetic lattices.
 
 Every recipe has a ``full`` variant (the paper's settings; on a CPU shrink ``patch`` and
 ``steps`` from the command line and the card records what was used) and a ``smoke``
@@ -151,11 +161,34 @@ def _ede(name: str) -> dict[str, Recipe]:
     return {"full": full, "smoke": smoke}
 
 
+def _ede_net(name: str, model: dict, task: str, **fields: Any) -> dict[str, Recipe]:
+    source = {"ede-denoise": "seed 001, sec. 2 (architecture) and sec. 3 (training)",
+              "ede-autoencode": "seed 002, sec. 2 (autoencoders)"}[task]
+    full = Recipe(name=name, variant="full", source=source, model=model, task=task, early_stop=0,
+                  augment={"flips": True, "rotation_deg": 0.0, "scale": [1.0, 1.0]}, dose=0.0, **fields)
+    smoke_data = {"source": "lattice", "n_train": 2, "n_val": 1, "size": 96, "dose": full.data["dose"]}
+    smoke = dataclasses.replace(full, variant="smoke", data=smoke_data, patch=min(full.patch, 64 if task == "ede-denoise" else 48),
+                                batch=4, steps=30, val_every=30, lr=full.lr)
+    return {"full": full, "smoke": smoke}
+
+
 RECIPES: dict[str, dict[str, Recipe]] = {
     "sbd-unet": _sbd("sbd-unet", {"family": "sbd-unet", "width": 32, "scales": 4}, "seed 003, appendix C.1 and C.4"),
     "sbd-dncnn": _sbd("sbd-dncnn", {"family": "dncnn", "depth": 20, "width": 64}, "seed 003, appendix C.2 and C.4"),
     "sbd-smallunet": _sbd("sbd-smallunet", {"family": "durr-unet"}, "seed 003, appendix C.3 and C.4"),
     "ede-mlp": _ede("ede-mlp"),
+    # Seed 001 sec. 3: 512x512 crops, batch 32 (here 128 px, batch 8 on a CPU), Adam lr 1e-3 beta1 0.5, stepped.
+    "ede-xception": _ede_net(
+        "ede-xception", {"family": "ede-xception", "width": 1.0, "middle": 12}, "ede-denoise",
+        data={"source": "corpus", "path": "", "n_val": 2, "dose": "low", "freeze_bn": 0.1},
+        patch=512, batch=32, steps=100000, lr=1e-3, schedule="stepped", val_every=500,
+    ),
+    # Seed 002 sec. 2.2: 160x160 crops, batch 32, Adam lr 0.01 quadratically stepped over 60000 batches.
+    "ede-ae": _ede_net(
+        "ede-ae", {"family": "ede-ae", "depth": 16, "width": 64}, "ede-autoencode",
+        data={"source": "corpus", "path": "", "n_val": 2, "dose": "ordinary"},
+        patch=160, batch=32, steps=60000, lr=0.01, schedule="quadratic-stepped", val_every=500,
+    ),
 }
 
 

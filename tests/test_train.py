@@ -77,7 +77,7 @@ def test_recipes_carry_the_papers_hyperparameters():
     assert unet.augment["rotation_deg"] == 45.0 and unet.augment["flips"]
     mlp = get_recipe("ede-mlp")
     assert (mlp.lr, mlp.schedule, mlp.steps) == (0.01, "quadratic", 10000)  # seed 002, sec. 3.2
-    assert set(RECIPES) == {"sbd-unet", "sbd-dncnn", "sbd-smallunet", "ede-mlp"}
+    assert set(RECIPES) == {"sbd-unet", "sbd-dncnn", "sbd-smallunet", "ede-mlp", "ede-xception", "ede-ae"}
 
 
 @pytest.mark.parametrize(

@@ -167,7 +167,8 @@ def _ede_net(name: str, model: dict, task: str, **fields: Any) -> dict[str, Reci
     full = Recipe(name=name, variant="full", source=source, model=model, task=task, early_stop=0,
                   augment={"flips": True, "rotation_deg": 0.0, "scale": [1.0, 1.0]}, dose=0.0, **fields)
     smoke_data = {"source": "lattice", "n_train": 2, "n_val": 1, "size": 96, "dose": full.data["dose"]}
-    smoke = dataclasses.replace(full, variant="smoke", data=smoke_data, patch=min(full.patch, 64 if task == "ede-denoise" else 48),
+    small = {"width": 0.125, "middle": 1} if model["family"] == "ede-xception" else {"width": 16}
+    smoke = dataclasses.replace(full, variant="smoke", data=smoke_data, model={**model, **small}, patch=min(full.patch, 64 if task == "ede-denoise" else 48),
                                 batch=4, steps=30, val_every=30, lr=full.lr)
     return {"full": full, "smoke": smoke}
 

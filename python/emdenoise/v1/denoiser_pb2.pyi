@@ -191,3 +191,94 @@ class LikelihoodResponse(_message.Message):
     summary: LikelihoodSummary
     chunk: FrameChunk
     def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., summary: _Optional[_Union[LikelihoodSummary, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class TrainSeriesOptions(_message.Message):
+    __slots__ = ("model_id", "server_path", "frame_count", "gain", "offset", "preset", "settings_json", "series_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_PATH_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    GAIN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERIES_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    server_path: str
+    frame_count: int
+    gain: float
+    offset: float
+    preset: str
+    settings_json: str
+    series_name: str
+    def __init__(self, model_id: _Optional[str] = ..., server_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., preset: _Optional[str] = ..., settings_json: _Optional[str] = ..., series_name: _Optional[str] = ...) -> None: ...
+
+class TrainSeriesRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: TrainSeriesOptions
+    chunk: FrameChunk
+    def __init__(self, options: _Optional[_Union[TrainSeriesOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class TrainingJob(_message.Message):
+    __slots__ = ("job_id", "state", "model_id", "message")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: str
+    model_id: str
+    message: str
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[str] = ..., model_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class TrainingJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ListTrainingJobsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTrainingJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...
+
+class TrainingEvent(_message.Message):
+    __slots__ = ("job_id", "kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "elapsed_seconds", "eta_seconds", "message", "model_id")
+    class LossesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    CSS_FIELD_NUMBER: _ClassVar[int]
+    PAIRED_MSE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    kind: str
+    state: str
+    step: int
+    total_steps: int
+    losses: _containers.ScalarMap[str, float]
+    css: float
+    paired_mse: float
+    elapsed_seconds: float
+    eta_seconds: float
+    message: str
+    model_id: str
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ...) -> None: ...

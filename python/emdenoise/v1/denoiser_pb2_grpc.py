@@ -49,6 +49,26 @@ class DenoiserStub:
                 request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.SerializeToString,
                 response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.FromString,
                 _registered_method=True)
+        self.StartTraining = channel.stream_unary(
+                '/emdenoise.v1.Denoiser/StartTraining',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainSeriesRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.FromString,
+                _registered_method=True)
+        self.WatchTraining = channel.unary_stream(
+                '/emdenoise.v1.Denoiser/WatchTraining',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingEvent.FromString,
+                _registered_method=True)
+        self.CancelTraining = channel.unary_unary(
+                '/emdenoise.v1.Denoiser/CancelTraining',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.FromString,
+                _registered_method=True)
+        self.ListTrainingJobs = channel.unary_unary(
+                '/emdenoise.v1.Denoiser/ListTrainingJobs',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.FromString,
+                _registered_method=True)
 
 
 class DenoiserServicer:
@@ -75,6 +95,33 @@ class DenoiserServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartTraining(self, request_iterator, context):
+        """Noise2Atom training jobs (seed 004). Send TrainSeriesOptions and the frames; the job
+        runs in a worker process and outlives this call. FAILED_PRECONDITION without torch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTraining(self, request, context):
+        """Progress events until the job ends; watching again later is fine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTraining(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DenoiserServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +139,26 @@ def add_DenoiserServicer_to_server(servicer, server):
                     servicer.LikelihoodMap,
                     request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.FromString,
                     response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.SerializeToString,
+            ),
+            'StartTraining': grpc.stream_unary_rpc_method_handler(
+                    servicer.StartTraining,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainSeriesRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.SerializeToString,
+            ),
+            'WatchTraining': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTraining,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingEvent.SerializeToString,
+            ),
+            'CancelTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTraining,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.SerializeToString,
+            ),
+            'ListTrainingJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingJobs,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +242,114 @@ class Denoiser:
             '/emdenoise.v1.Denoiser/LikelihoodMap',
             emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodRequest.SerializeToString,
             emdenoise_dot_v1_dot_denoiser__pb2.LikelihoodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTraining(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/emdenoise.v1.Denoiser/StartTraining',
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainSeriesRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/emdenoise.v1.Denoiser/WatchTraining',
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainingEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emdenoise.v1.Denoiser/CancelTraining',
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainingJobRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.TrainingJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emdenoise.v1.Denoiser/ListTrainingJobs',
+            emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -282,3 +282,89 @@ class TrainingEvent(_message.Message):
     message: str
     model_id: str
     def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class EncodeOptions(_message.Message):
+    __slots__ = ("model_id", "frame_count")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    frame_count: int
+    def __init__(self, model_id: _Optional[str] = ..., frame_count: _Optional[int] = ...) -> None: ...
+
+class EncodeRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: EncodeOptions
+    chunk: FrameChunk
+    def __init__(self, options: _Optional[_Union[EncodeOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class LatentFormat(_message.Message):
+    __slots__ = ("job", "encoder_sha256", "decoder_sha256", "depth", "tile_size", "latent_side", "normalization")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DECODER_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LATENT_SIDE_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
+    job: JobInfo
+    encoder_sha256: str
+    decoder_sha256: str
+    depth: int
+    tile_size: int
+    latent_side: int
+    normalization: str
+    def __init__(self, job: _Optional[_Union[JobInfo, _Mapping]] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., depth: _Optional[int] = ..., tile_size: _Optional[int] = ..., latent_side: _Optional[int] = ..., normalization: _Optional[str] = ...) -> None: ...
+
+class LatentFrame(_message.Message):
+    __slots__ = ("frame_index", "height", "width", "shift", "scale")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    height: int
+    width: int
+    shift: _containers.RepeatedScalarFieldContainer[float]
+    scale: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, frame_index: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., shift: _Optional[_Iterable[float]] = ..., scale: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EncodeResponse(_message.Message):
+    __slots__ = ("started", "frame", "chunk")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    started: LatentFormat
+    frame: LatentFrame
+    chunk: FrameChunk
+    def __init__(self, started: _Optional[_Union[LatentFormat, _Mapping]] = ..., frame: _Optional[_Union[LatentFrame, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class DecodeOptions(_message.Message):
+    __slots__ = ("model_id", "encoder_sha256", "frame_count")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    encoder_sha256: str
+    frame_count: int
+    def __init__(self, model_id: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., frame_count: _Optional[int] = ...) -> None: ...
+
+class DecodeRequest(_message.Message):
+    __slots__ = ("options", "frame", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: DecodeOptions
+    frame: LatentFrame
+    chunk: FrameChunk
+    def __init__(self, options: _Optional[_Union[DecodeOptions, _Mapping]] = ..., frame: _Optional[_Union[LatentFrame, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+
+class DecodeResponse(_message.Message):
+    __slots__ = ("started", "chunk")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    started: JobInfo
+    chunk: FrameChunk
+    def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...

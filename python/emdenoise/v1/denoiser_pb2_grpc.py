@@ -69,6 +69,16 @@ class DenoiserStub:
                 request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.SerializeToString,
                 response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.FromString,
                 _registered_method=True)
+        self.Encode = channel.stream_stream(
+                '/emdenoise.v1.Denoiser/Encode',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.EncodeRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.EncodeResponse.FromString,
+                _registered_method=True)
+        self.Decode = channel.stream_stream(
+                '/emdenoise.v1.Denoiser/Decode',
+                request_serializer=emdenoise_dot_v1_dot_denoiser__pb2.DecodeRequest.SerializeToString,
+                response_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.DecodeResponse.FromString,
+                _registered_method=True)
 
 
 class DenoiserServicer:
@@ -122,6 +132,20 @@ class DenoiserServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Encode(self, request_iterator, context):
+        """Compressed latents (seed 002, sec. 2). Encode: EncodeOptions and frames in; LatentFormat,
+        then per frame a LatentFrame and its latents out. Decode: the reverse, with denoising.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Decode(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DenoiserServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +183,16 @@ def add_DenoiserServicer_to_server(servicer, server):
                     servicer.ListTrainingJobs,
                     request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.FromString,
                     response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.SerializeToString,
+            ),
+            'Encode': grpc.stream_stream_rpc_method_handler(
+                    servicer.Encode,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.EncodeRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.EncodeResponse.SerializeToString,
+            ),
+            'Decode': grpc.stream_stream_rpc_method_handler(
+                    servicer.Decode,
+                    request_deserializer=emdenoise_dot_v1_dot_denoiser__pb2.DecodeRequest.FromString,
+                    response_serializer=emdenoise_dot_v1_dot_denoiser__pb2.DecodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +384,60 @@ class Denoiser:
             '/emdenoise.v1.Denoiser/ListTrainingJobs',
             emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsRequest.SerializeToString,
             emdenoise_dot_v1_dot_denoiser__pb2.ListTrainingJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Encode(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/emdenoise.v1.Denoiser/Encode',
+            emdenoise_dot_v1_dot_denoiser__pb2.EncodeRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.EncodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decode(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/emdenoise.v1.Denoiser/Decode',
+            emdenoise_dot_v1_dot_denoiser__pb2.DecodeRequest.SerializeToString,
+            emdenoise_dot_v1_dot_denoiser__pb2.DecodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

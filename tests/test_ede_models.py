@@ -13,16 +13,16 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from emdenoise.cli import main  # noqa: E402
 from emdenoise.engine.cards import load_card  # noqa: E402
 from emdenoise.errors import UserError  # noqa: E402
 from emdenoise.export.ede_models import (  # noqa: E402
     export_autoencoder,
     export_ede_network,
     graph_parity,
-    model_from_card_folder,
     parity_input,
 )
-from emdenoise.export.torch_export import MAX_GRAPH_BYTES, PARITY_TOLERANCE  # noqa: E402
+from emdenoise.export.torch_export import MAX_GRAPH_BYTES, PARITY_TOLERANCE, model_from_folder  # noqa: E402
 from emdenoise.models import build_model, count_parameters  # noqa: E402
 from emdenoise.models.autoencoder import LATENT_DEPTHS  # noqa: E402
 from emdenoise.models.ede_xception import ASPP, MiddleBlock, SeparableConv  # noqa: E402
@@ -126,8 +126,34 @@ def test_export_round_trip_and_parity(tmp_path):
     assert latent_shape[1] == 4
 
 
+def test_cli_trains_the_ordinary_dose_fine_tune_from_an_exported_folder_and_exports_it(tmp_path, capsys):
+    # Seed 001, sec. 3.2: the ordinary-dose network starts from the low-dose one.
+    small = ["--smoke", "--width", "0.125", "--middle", "1", "--steps", "2", "--val-every", "2", "--threads", "2"]
+    assert main(["train", "ede-xception", *small, "--dose", "low", "--out", str(tmp_path / "low")]) == 0
+    assert main(["export", str(tmp_path / "low"), "--id", "ede-xception-cli-low", "--out", str(tmp_path / "models")]) == 0
+    low = tmp_path / "models" / "ede-xception-cli-low"
+    assert load_card(low).raw["dose_range"] == [25.0, 300.0]
+    assert main(["train", "ede-xception", *small, "--dose", "ordinary", "--init", str(low), "--out", str(tmp_path / "ord")]) == 0
+    assert "initialised from" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "ord"), "--id", "ede-xception-cli-ord", "--out", str(tmp_path / "models")]) == 0
+    card = load_card(tmp_path / "models" / "ede-xception-cli-ord").raw
+    assert card["dose_range"] == [25.0, 2500.0]
+    assert card["training"]["recipe"]["data"]["dose"] == "ordinary"
+    assert card["training"]["initialised_from"]["dose"] == "low"
+    assert card["training"]["initialised_from"]["checkpoint_step"] == 2
+
+
+def test_cli_refuses_architecture_flags_of_another_family(tmp_path, capsys):
+    assert main(["train", "sbd-unet", "--smoke", "--middle", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "--middle applies to ede-xception only" in capsys.readouterr().err
+    assert main(["train", "ede-ae", "--smoke", "--width", "0.5", "--out", str(tmp_path / "y")]) == 2
+    assert "whole number" in capsys.readouterr().err
+    assert main(["train", "ede-xception", "--smoke", "--init", str(tmp_path), "--out", str(tmp_path / "z")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
 def _check_parity(folder: Path, card) -> None:
-    model = model_from_card_folder(folder)
+    model = model_from_folder(folder)
     if card.task == "encode":
         x = parity_input((2, 1, 160, 160))
         assert graph_parity(model.encoder, folder / card.graphs["encode"].file, x, input_name="image", output_name="latent") <= PARITY_TOLERANCE

@@ -5,6 +5,9 @@ Examples::
     emdenoise export /tmp/unet32 --id sbd-unet32-hrtem --out export --default
     emdenoise bench sbd --method sbd-unet32-hrtem --out /tmp/bench
     emdenoise export --id sbd-unet32-hrtem --out export --metrics /tmp/bench/sbd.json
+    emdenoise export /tmp/xc-low --id ede-xception-w025-tem-low      # Ede network (seed 001)
+    emdenoise export --id ede-xception-w025-tem-low --metrics /tmp/bench/ede-low.json
+    emdenoise export /tmp/ae16 --id ede-ae-d16                        # encoder + decoder (seed 002)
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--tile", type=positive_int, default=512, help="core tile side the engine uses (default: 512)")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (float32 input/output)")
     p.add_argument("--note", action="append", default=[], help="a note for the card; repeatable")
-    p.add_argument("--metrics", metavar="BENCH_JSON", help="sbd.json written by 'emdenoise bench sbd --method ID'")
+    p.add_argument("--metrics", metavar="BENCH_JSON",
+                   help="sbd.json or ede-<dose>.json written by 'emdenoise bench sbd|ede --method ID'")
     p.set_defaults(func=run)
 
 
@@ -47,19 +51,45 @@ def run(args: argparse.Namespace) -> int:
             from emdenoise.export.torch_export import export_checkpoint
         except ImportError as error:
             raise UserError(f"export needs PyTorch ({error}); install it with: pip install 'emdenoise[train]'.") from None
-        folder = export_checkpoint(
-            args.checkpoint, args.out, args.model_id, name=args.name, modality=args.modality,
-            default=args.default, tile=args.tile, fp16=args.fp16, notes=args.note,
-        )
+        family = _family(args.checkpoint)
+        if family in ("ede-xception", "ede-ae"):
+            from emdenoise.export.ede_models import export_autoencoder, export_ede_network
+
+            if args.fp16 or args.default:
+                raise UserError(f"--fp16 and --default are not offered for {family} exports; drop them.")
+            if family == "ede-xception":
+                folder = export_ede_network(args.checkpoint, args.out, args.model_id, name=args.name, tile=args.tile, notes=args.note)
+            else:
+                folder = export_autoencoder(args.checkpoint, args.out, args.model_id, name=args.name, notes=args.note)
+        else:
+            folder = export_checkpoint(
+                args.checkpoint, args.out, args.model_id, name=args.name, modality=args.modality,
+                default=args.default, tile=args.tile, fp16=args.fp16, notes=args.note,
+            )
     elif not args.metrics:
         raise UserError("nothing to do: give a CHECKPOINT to export, or --metrics BENCH_JSON to update a card.")
     if args.metrics:
         if not (folder / "card.json").is_file():
             raise UserError(f"{folder} holds no model card; export the checkpoint first.")
-        from emdenoise.export.torch_export import attach_metrics
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        if card.get("architecture", {}).get("spec", {}).get("family") == "ede-xception":
+            from emdenoise.export.ede_models import attach_ede_metrics
 
-        metrics = attach_metrics(folder, args.metrics)
-        print(json.dumps({"model": args.model_id, "psnr_mean": metrics["psnr_mean"], "ssim_mean": metrics["ssim_mean"],
-                          "best_classical": metrics["best_classical"]}))
+            metrics = attach_ede_metrics(folder, args.metrics)
+            print(json.dumps({"model": args.model_id, "mse_mean": metrics["mse_mean"], "ssim_mean": metrics["ssim_mean"],
+                              "mse_change_vs_best_classical": metrics["mse_change_vs_best_classical"]}))
+        else:
+            from emdenoise.export.torch_export import attach_metrics
+
+            metrics = attach_metrics(folder, args.metrics)
+            print(json.dumps({"model": args.model_id, "psnr_mean": metrics["psnr_mean"], "ssim_mean": metrics["ssim_mean"],
+                              "best_classical": metrics["best_classical"]}))
     print(folder)
     return 0
+
+
+def _family(checkpoint: str) -> str:
+    """The model family a checkpoint holds (decides which exporter writes the folder)."""
+    from emdenoise.train.checkpoints import load_checkpoint
+
+    return str(load_checkpoint(checkpoint)["recipe"]["model"].get("family", ""))

@@ -283,18 +283,6 @@ def export_autoencoder(checkpoint: str | Path, out_dir: str | Path, model_id: st
     return folder
 
 
-def model_from_card_folder(folder: str | Path):
-    """Rebuild the PyTorch model of an ``ede-xception``/``ede-ae`` folder from its card and weights."""
-    import json
-
-    from emdenoise.models import build_model
-
-    folder = Path(folder)
-    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    model = build_model(card["architecture"]["spec"])
-    return load_weights(model, folder / card["torch_state"]["file"]).eval()
-
-
 def attach_ede_metrics(folder: str | Path, bench_json: str | Path) -> dict[str, Any]:
     """Copy this model's row of an ``emdenoise bench ede --method ID`` result onto its card (seed 001, Table 1).
 

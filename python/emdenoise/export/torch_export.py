@@ -277,7 +277,8 @@ def model_from_folder(folder: str | Path):
     folder = Path(folder)
     card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
     spec = (card.get("architecture") or {}).get("spec")
-    weights = (card.get("torch_weights") or {}).get("file")
+    # "torch_state" is the key the first Ede/autoencoder cards used.
+    weights = (card.get("torch_weights") or card.get("torch_state") or {}).get("file")
     if not spec or not weights:
         raise UserError(f"{folder} was not exported from PyTorch by emdenoise (no architecture spec or weights); nothing to compare.")
     model = build_model(spec)

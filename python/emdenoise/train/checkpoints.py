@@ -49,6 +49,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     import torch
 
     path = Path(path)
+    if path.is_dir() and (path / "card.json").is_file():
+        return checkpoint_from_model_folder(path)
     if path.is_dir():
         path = path / BEST if (path / BEST).is_file() else path / LAST
     if not path.is_file():
@@ -60,6 +62,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "recipe" not in state or "model" not in state:
         raise UserError(f"{path} is not an emdenoise checkpoint; give one written by 'emdenoise train'.")
     return state
+
+
+def checkpoint_from_model_folder(folder: str | Path) -> dict[str, Any]:
+    """A checkpoint-like state from an exported model folder (``card.json`` + its PyTorch weights).
+
+    Lets ``--init`` start from a shipped model, as seed 001 (sec. 3.2) fine-tunes its
+    low-dose network at ordinary doses. Only the weights, the recipe and the step count
+    come back: optimiser state is not exported.
+    """
+    import json
+
+    import numpy as np
+    import torch
+
+    folder = Path(folder)
+    try:
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        training = card["training"]
+        weights = (card.get("torch_state") or card.get("torch_weights"))["file"]
+        with np.load(folder / weights, allow_pickle=False) as arrays:
+            model = {name: torch.from_numpy(np.array(arrays[name])) for name in arrays.files}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{folder} is not a model folder with PyTorch weights ({type(error).__name__}: {error}); "
+                        "give a checkpoint or a folder exported by 'emdenoise export'.") from None
+    history = [{"step": step, "loss": loss, "val_mse": val} for step, loss, val in training.get("history_step_mse_valmse", [])]
+    return {"recipe": training["recipe"], "model": model, "step": int(training.get("steps_run", 0)),
+            "seconds": float(training.get("wall_seconds", 0.0)), "history": history, "model_id": card.get("id")}
 
 
 def check_out_dir(out: str | Path) -> Path:

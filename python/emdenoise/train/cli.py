@@ -37,11 +37,17 @@ def register(subparsers) -> None:
     p.add_argument("--val-every", type=positive_int, help="steps between validations and checkpoints")
     p.add_argument("--n-train", type=positive_int, help="training images in the pool")
     p.add_argument("--seed", type=int, help="seed of initialisation and data")
-    p.add_argument("--width", type=positive_int, help="base channels (sbd-unet) or channels (sbd-dncnn)")
+    p.add_argument("--width", type=positive_float,
+                   help="base channels (sbd-unet, ede-ae), channels (sbd-dncnn) or width multiplier (ede-xception)")
+    p.add_argument("--middle", type=positive_int, help="ede-xception: middle-flow blocks (paper: 12)")
+    p.add_argument("--depth", type=positive_int, help="ede-ae: latent depth d (seed 002: 1 to 64)")
+    p.add_argument("--dose", choices=("low", "ordinary"), help="ede-xception, ede-ae: Ede's dose law (seed 001, sec. 3.1)")
     p.add_argument("--size", type=positive_int, help="ede-mlp: input side w (odd)")
     p.add_argument("--hidden", type=int, choices=(0, 1, 2), help="ede-mlp: hidden layers (0 = kernel)")
     p.add_argument("--teacher", metavar="MODEL_ID", help="ede-mlp: installed model to imitate")
-    p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (same architecture), e.g. to go on with larger patches")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights (same architecture): a checkpoint, or a model folder with weights.npz "
+                        "(e.g. the ordinary-dose fine-tune of a low-dose Ede network)")
     p.add_argument("--max-minutes", type=positive_float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.set_defaults(func=run)
@@ -55,19 +61,25 @@ def recipe_from_args(args: argparse.Namespace):
     }
     model = {}
     if args.width is not None:
-        if args.recipe not in ("sbd-unet", "sbd-dncnn"):
-            raise UserError(f"--width applies to sbd-unet and sbd-dncnn, not {args.recipe}; drop it.")
-        model["width"] = args.width
-    for name in ("size", "hidden"):
+        if args.recipe not in ("sbd-unet", "sbd-dncnn", "ede-xception", "ede-ae"):
+            raise UserError(f"--width applies to sbd-unet, sbd-dncnn, ede-xception and ede-ae, not {args.recipe}; drop it.")
+        if args.recipe != "ede-xception" and args.width != int(args.width):
+            raise UserError(f"--width is a number of channels for {args.recipe}; give a whole number.")
+        model["width"] = args.width if args.recipe == "ede-xception" else int(args.width)
+    for name, recipe in (("size", "ede-mlp"), ("hidden", "ede-mlp"), ("middle", "ede-xception"), ("depth", "ede-ae")):
         value = getattr(args, name)
         if value is not None:
-            if args.recipe != "ede-mlp":
-                raise UserError(f"--{name} applies to ede-mlp only; drop it for {args.recipe}.")
+            if args.recipe != recipe:
+                raise UserError(f"--{name} applies to {recipe} only; drop it for {args.recipe}.")
             model[name] = value
     overrides["model"] = model or None
     data = {}
     if args.data:
         data = {"source": "shards", "path": str(args.data)}
+    if args.dose is not None:
+        if args.recipe not in ("ede-xception", "ede-ae"):
+            raise UserError(f"--dose applies to ede-xception and ede-ae, not {args.recipe}; drop it.")
+        data["dose"] = args.dose
     if args.n_train is not None:
         data["n_train"] = args.n_train
     overrides["data"] = data or None

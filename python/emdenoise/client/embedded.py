@@ -85,3 +85,15 @@ class EmbeddedClient:
             self.engine, noisy, denoised, card=card, gain=gain, offset=offset,
             settings=LikelihoodSettings.from_options(**settings),
         )
+
+    def encode(self, frames: Iterable[np.ndarray], model_id: str, *, frame_count: int = 0) -> DenoiseJob:
+        """Autoencoder latents of ``frames`` (seed 002, sec. 2); see :mod:`emdenoise.compress.calls`."""
+        from emdenoise.compress.calls import embedded_encode
+
+        return embedded_encode(self.engine, frames, model_id)
+
+    def decode(self, latents, model_id: str, *, encoder_sha256: str, frame_count: int = 0) -> DenoiseJob:
+        """Restored frames from latents of ``model_id``'s encoder; see :mod:`emdenoise.compress.calls`."""
+        from emdenoise.compress.calls import embedded_decode
+
+        return embedded_decode(self.engine, latents, model_id, encoder_sha256=encoder_sha256)

@@ -135,6 +135,18 @@ class RemoteClient:
         except grpc.RpcError as error:
             raise user_error(error, self.address) from None
 
+    def encode(self, frames: Iterable[np.ndarray], model_id: str, *, frame_count: int = 0) -> DenoiseJob:
+        """Autoencoder latents of ``frames`` from the Encode RPC; see :mod:`emdenoise.compress.calls`."""
+        from emdenoise.compress.calls import remote_encode
+
+        return remote_encode(self, frames, model_id, frame_count=frame_count)
+
+    def decode(self, latents, model_id: str, *, encoder_sha256: str, frame_count: int = 0) -> DenoiseJob:
+        """Restored frames from the Decode RPC; see :mod:`emdenoise.compress.calls`."""
+        from emdenoise.compress.calls import remote_decode
+
+        return remote_decode(self, latents, model_id, encoder_sha256=encoder_sha256, frame_count=frame_count)
+
     def _results(self, call) -> Iterator:
         assembler = FrameAssembler()
         try:

@@ -120,6 +120,16 @@ class DenoiserService(pb_grpc.DenoiserServicer):
 
         yield from likelihood_map_stream(self, request_iterator, context)
 
+    def Encode(self, request_iterator, context):
+        from emdenoise.server.compress_rpc import encode_stream
+
+        yield from encode_stream(self, request_iterator, context)
+
+    def Decode(self, request_iterator, context):
+        from emdenoise.server.compress_rpc import decode_stream
+
+        yield from decode_stream(self, request_iterator, context)
+
     def _denoise(self, request_iterator, context):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("item") != "options":

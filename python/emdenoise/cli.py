@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "emdenoise.commands.serve",
     "emdenoise.commands.demo",
     "emdenoise.commands.likelihood",
+    "emdenoise.commands.compress",
     "emdenoise.train.cli",
     "emdenoise.export.cli",
     "emdenoise.bench.cli",

@@ -53,6 +53,26 @@ def test_distilled_mlp_smoke_imitates_its_teacher(tmp_path):
     assert "val_mse" in result.history[-1]
 
 
+def test_autoencoder_teacher_is_its_encode_decode_round_trip(tmp_path):
+    # Seed 002, sec. 3.2: kernels and MLPs imitate the latent-depth-16 autoencoder.
+    from emdenoise.compress.codec import codec_for
+    from emdenoise.engine import Engine
+    from emdenoise.train.distill import teacher_function
+
+    engine = Engine(device="cpu")
+    frame = np.random.default_rng(3).poisson(20.0, (100, 130)).astype(np.float32)
+    codec = codec_for(engine)
+    spec = codec.spec("ede-ae-d16")
+    expected = codec.decode_frame(codec.encode_frame(frame, spec), spec)
+    out = teacher_function(engine, "ede-ae-d16")(frame)
+    assert out.shape == frame.shape
+    np.testing.assert_array_equal(out, expected)
+    assert not np.allclose(out, frame)  # the round trip is not the identity
+    recipe = get_recipe("ede-mlp", "smoke", teacher="ede-ae-d16", model={"size": 3, "hidden": 0})
+    result = train(recipe, tmp_path / "kernel", threads=1, log=lambda line: None)
+    assert _falls(result.losses), result.losses
+
+
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     recipe = get_recipe("sbd-smallunet", "smoke", steps=6, val_every=3)
     whole = train(recipe, tmp_path / "whole", threads=1, log=lambda line: None)

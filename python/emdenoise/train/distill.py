@@ -4,6 +4,9 @@ Seed 002 fits each kernel or MLP to the outputs of a denoising network (its late
 autoencoder) on crops of the training images, scoring only pixels at least (w - 1) / 2
 from a crop's edge. Here the teacher is any installed model, run through the engine (its
 ONNX graph, tiled exactly as for users) on noisy images drawn like the SBD recipes' data.
+An autoencoder teacher (``task: encode``, e.g. ``ede-ae-d16`` as in the paper) gives its
+encode-then-decode round trip (:class:`emdenoise.compress.codec.LatentCodec`: 160x160
+tiles, each min-mean normalised and restored to counts).
 """
 
 from __future__ import annotations
@@ -34,13 +37,25 @@ def teacher_pairs(pool: CleanPool, teacher: str, *, draws: int, seed: int, strea
     from emdenoise.engine import Engine
 
     engine = Engine(device="cpu")
-    card = engine.card(teacher)
+    run = teacher_function(engine, teacher)
     pairs = []
     for i, clean in enumerate(pool.images):
         for k in range(int(draws)):
             noisy = np.random.default_rng([int(seed), int(stream), i, k]).poisson(clean).astype(np.float32)
-            pairs.append((noisy, engine.denoise_frame(noisy, card)))
+            pairs.append((noisy, run(noisy)))
     return pairs
+
+
+def teacher_function(engine, teacher: str):
+    """``frame -> teacher output`` in counts: a denoiser's output, or an autoencoder's round trip."""
+    card = engine.card(teacher)
+    if card.task == "encode":
+        from emdenoise.compress.codec import codec_for
+
+        codec = codec_for(engine)
+        spec = codec.spec(teacher)
+        return lambda frame: codec.decode_frame(codec.encode_frame(frame, spec), spec)
+    return lambda frame: engine.denoise_frame(frame, card)
 
 
 def crop_batch(

@@ -16,6 +16,7 @@ SUBVERB_MODULES = (
     "emdenoise.bench.sbd",
     "emdenoise.bench.series",
     "emdenoise.bench.engine",
+    "emdenoise.bench.compress",
 )
 
 

@@ -150,6 +150,10 @@ def test_cli_refuses_architecture_flags_of_another_family(tmp_path, capsys):
     assert "whole number" in capsys.readouterr().err
     assert main(["train", "ede-xception", "--smoke", "--init", str(tmp_path), "--out", str(tmp_path / "z")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    assert main(["train", "ede-xception", "--smoke", "--dose", "0.45", "--out", str(tmp_path / "w")]) == 2
+    assert "takes --dose low or ordinary" in capsys.readouterr().err
+    assert main(["train", "ede-mlp", "--smoke", "--dose", "ordinary", "--out", str(tmp_path / "v")]) == 2
+    assert "give ede-mlp counts/px" in capsys.readouterr().err
 
 
 def _check_parity(folder: Path, card) -> None:

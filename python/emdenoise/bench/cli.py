@@ -15,6 +15,7 @@ SUBVERB_MODULES = (
     "emdenoise.bench.ede",
     "emdenoise.bench.sbd",
     "emdenoise.bench.series",
+    "emdenoise.bench.autoencoders",
     "emdenoise.bench.engine",
     "emdenoise.bench.compress",
 )

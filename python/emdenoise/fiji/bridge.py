@@ -44,20 +44,20 @@ def server_of(value: str | None) -> str | None:
 
 
 # -- models ------------------------------------------------------------------------------
-def list_denoisers(server: str | None) -> list[dict]:
-    """Cards of the denoising models offered by ``server`` (None: embedded engine)."""
+def list_denoisers(server: str | None, task: str = "denoise") -> list[dict]:
+    """Cards of the models of ``task`` (denoisers by default) offered by ``server`` (None: embedded engine)."""
     from emdenoise.client import connect
 
     with connect(server) as client:
         cards = client.list_models()
-    return sorted((c for c in cards if c.get("task") == "denoise"), key=lambda c: c["id"])
+    return sorted((c for c in cards if c.get("task") == task), key=lambda c: c["id"])
 
 
 def cmd_models(args) -> int:
     from emdenoise.errors import UserError
 
     try:
-        cards = list_denoisers(server_of(args.server))
+        cards = list_denoisers(server_of(args.server), args.task)
     except UserError as error:
         print(f"ERROR\t{error}")
         return 2

@@ -41,7 +41,9 @@ def register(subparsers) -> None:
                    help="base channels (sbd-unet, ede-ae), channels (sbd-dncnn) or width multiplier (ede-xception)")
     p.add_argument("--middle", type=positive_int, help="ede-xception: middle-flow blocks (paper: 12)")
     p.add_argument("--depth", type=positive_int, help="ede-ae: latent depth d (seed 002: 1 to 64)")
-    p.add_argument("--dose", choices=("low", "ordinary"), help="ede-xception, ede-ae: Ede's dose law (seed 001, sec. 3.1)")
+    p.add_argument("--dose", type=_dose, metavar="low|ordinary|COUNTS",
+                   help="ede-xception, ede-ae: Ede's dose law (seed 001, sec. 3.1); other recipes: counts/px of the "
+                        "training images' vacuum (SBD: 0.45)")
     p.add_argument("--size", type=positive_int, help="ede-mlp: input side w (odd)")
     p.add_argument("--hidden", type=int, choices=(0, 1, 2), help="ede-mlp: hidden layers (0 = kernel)")
     p.add_argument("--teacher", metavar="MODEL_ID", help="ede-mlp: installed model to imitate")
@@ -51,6 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=positive_float, help="stop (with a checkpoint) after this much wall time")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.set_defaults(func=run)
+
+
+def _dose(text: str) -> str | float:
+    if text in ("low", "ordinary"):
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected low, ordinary or counts/px > 0, got {text!r}") from None
 
 
 def recipe_from_args(args: argparse.Namespace):
@@ -76,10 +87,14 @@ def recipe_from_args(args: argparse.Namespace):
     data = {}
     if args.data:
         data = {"source": "shards", "path": str(args.data)}
-    if args.dose is not None:
+    if isinstance(args.dose, str):
         if args.recipe not in ("ede-xception", "ede-ae"):
-            raise UserError(f"--dose applies to ede-xception and ede-ae, not {args.recipe}; drop it.")
+            raise UserError(f"--dose {args.dose} is Ede's law for ede-xception and ede-ae; give {args.recipe} counts/px instead.")
         data["dose"] = args.dose
+    elif args.dose is not None:
+        if args.recipe in ("ede-xception", "ede-ae"):
+            raise UserError(f"{args.recipe} takes --dose low or ordinary (Ede's laws), not a number of counts.")
+        overrides["dose"] = args.dose
     if args.n_train is not None:
         data["n_train"] = args.n_train
     overrides["data"] = data or None

@@ -228,6 +228,23 @@ def run_likelihood(job: JobDir, request: dict[str, str]) -> dict[str, object]:
 ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood}
 
 
+def run_compress(job: JobDir, request: dict[str, str]) -> dict[str, object]:
+    """EM Compress (seed 002, sec. 2): see :mod:`emdenoise.compress.fiji_job`."""
+    from emdenoise.compress.fiji_job import run_compress_job
+
+    return run_compress_job(job, request)
+
+
+def run_decompress(job: JobDir, request: dict[str, str]) -> dict[str, object]:
+    """EM Decompress (seed 002, sec. 2): see :mod:`emdenoise.compress.fiji_job`."""
+    from emdenoise.compress.fiji_job import run_decompress_job
+
+    return run_decompress_job(job, request)
+
+
+ACTIONS.update(compress=run_compress, decompress=run_decompress)
+
+
 def _peak_memory_mib() -> float | None:
     try:
         import resource
@@ -300,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list denoising models for the dialog")
     p.add_argument("--server", default="")
+    p.add_argument("--task", default="denoise", help="models of this task (encode: the autoencoders of EM Compress)")
     p.set_defaults(func=cmd_models)
     for name, func, text in (
         ("start", cmd_start, "start a detached worker on JOBDIR"),

@@ -1,0 +1,92 @@
+// EM Decompress (Plugins > emdenoise > EM Decompress)
+//
+// Opens an .emz file written by EM Compress or 'emdenoise compress': the autoencoder that
+// made it decodes the latents (seed 002: restoration with a denoising effect) into a
+// 32-bit window named <name>_denoised-<model>.tif with the original's pixel size, frame
+// interval and slice labels; Image > Show Info lists the model and its graph digests.
+// A file from another model version, or a damaged or truncated file, is refused.
+//
+// Recordable: run("EM Decompress", "input=[/data/movie.emz] server=embedded");
+
+var TITLE = "EM Decompress";
+var python = "";
+var jobdir = "";
+
+here = File.getParent(getInfo("macro.filepath")) + File.separator;
+python = configValue(here, "python");
+if (python == "")
+	fail("emdenoise is not set up for this ImageJ; run 'emdenoise fiji install --fiji <this Fiji.app>' in the Python environment that has emdenoise.");
+server = call("ij.Prefs.get", "emdenoise.server", "embedded");
+lastInput = call("ij.Prefs.get", "emdenoise.decompress.input", "");
+
+Dialog.create(TITLE);
+Dialog.addString("Input", lastInput, 40);
+Dialog.addString("Server", server, 22);
+Dialog.addMessage("Input: an .emz file. 'embedded' runs the model in a local Python worker;\nhost:port uses a server.");
+Dialog.show();
+input = String.trim(Dialog.getString());
+server = String.trim(Dialog.getString());
+if (server == "")
+	server = "embedded";
+if (input == "" || !File.exists(input))
+	fail("the .emz file '" + input + "' does not exist; give the path of a file written by EM Compress.");
+call("ij.Prefs.set", "emdenoise.decompress.input", input);
+
+jobdir = getDirectory("temp") + "emdenoise-job-" + d2s(getTime(), 0) + "-" + d2s(floor(random() * 1000000), 0) + File.separator;
+File.makeDirectory(jobdir);
+output = jobdir + "restored.tif";
+File.saveString("action=decompress\ninput=" + input + "\noutput=" + output + "\nserver=" + server + "\n", jobdir + "request.txt");
+
+status = runMacro(here + "emdenoise-job.txt", TITLE + "|" + python + "|" + jobdir);
+state = keyValue(status, "state");
+message = keyValue(status, "message");
+if (state == "")
+	cancelled();
+if (state != "done")
+	fail(message);
+open(output);
+rename(keyValue(status, "title"));
+exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+done = TITLE + ": " + File.getName(input) + " -> " + getTitle() + " (" + nSlices + " frames, " + keyValue(status, "model") + ", "
+	+ keyValue(status, "seconds") + " s)";
+showStatus(done);
+if (is("Batch Mode"))
+	print(done);
+
+// ---------------------------------------------------------------------------------------
+function cancelled() {
+	if (jobdir != "")
+		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	showStatus(TITLE + ": cancelled");
+	if (is("Batch Mode"))
+		print(TITLE + ": cancelled");
+	exit;
+}
+
+function fail(message) {
+	if (jobdir != "")
+		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	if (is("Batch Mode"))
+		print(TITLE + ": error: " + message);
+	else
+		showMessage(TITLE, message);
+	exit;
+}
+
+function configValue(folder, key) {
+	path = folder + "emdenoise.config";
+	if (!File.exists(path))
+		return "";
+	text = File.openAsString(path);
+	value = keyValue(text, key);
+	return value;
+}
+
+function keyValue(text, key) {
+	lines = split(text, "\n");
+	for (i = 0; i < lines.length; i++) {
+		if (startsWith(lines[i], key + "="))
+			return substring(lines[i], lengthOf(key) + 1);
+	}
+	return "";
+}

@@ -117,3 +117,20 @@ def test_cli_through_the_server_restores_what_the_embedded_engine_restores(serve
     err = capsys.readouterr().err
     assert "bad.emz is corrupt (frame 2 of 3 fails its checksum)" in err and "Traceback" not in err
     assert not (tmp_path / "bad.tif").exists()
+
+
+def test_latents_announcing_a_huge_frame_are_refused_before_any_work(server, embedded, stack):
+    info, latents = _encode(embedded, stack[:1], "ede-ae-d16")
+    huge = latents[0]
+
+    def requests():
+        yield pb.DecodeRequest(options=pb.DecodeOptions(model_id="ede-ae-d16", encoder_sha256=info["encoder_sha256"]))
+        yield pb.DecodeRequest(frame=pb.LatentFrame(frame_index=0, height=200_000, width=200_000,
+                                                    shift=huge.shift.tolist(), scale=huge.scale.tolist()))
+
+    from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(server.address) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            list(pb_grpc.DenoiserStub(channel).Decode(requests(), timeout=30))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "per-frame limit" in caught.value.details()

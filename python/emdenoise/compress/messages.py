@@ -14,7 +14,7 @@ import numpy as np
 
 from emdenoise.compress.codec import EncodedFrame
 from emdenoise.compress.grid import plan_grid
-from emdenoise.errors import InvalidInput
+from emdenoise.errors import InvalidInput, ResourceExhausted
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.wire import MAX_FRAME_BYTES, FrameAssembler, frame_to_chunks
 
@@ -78,6 +78,7 @@ class LatentAssembler:
 
     def __init__(self, tile: int, depth: int, side: int, *, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.tile, self.depth, self.side = int(tile), int(depth), int(side)
+        self.max_frame_bytes = max_frame_bytes
         self.frames = FrameAssembler(max_frame_bytes=max_frame_bytes)
         self._header: pb.LatentFrame | None = None
 
@@ -96,6 +97,12 @@ class LatentAssembler:
         if message.frame_index != index:
             raise InvalidInput(f"latents of frame {message.frame_index} arrived while frame {index} was expected; send frames in order.")
         grid = plan_grid((int(message.height), int(message.width)), self.tile)
+        restored_bytes = grid.padded_shape[0] * grid.padded_shape[1] * 4
+        if restored_bytes > self.max_frame_bytes:
+            raise ResourceExhausted(
+                f"frame {index} would decode to {restored_bytes / 2**20:.0f} MiB, above the "
+                f"{self.max_frame_bytes / 2**20:.0f} MiB per-frame limit; split the stack or raise --max-frame-mib."
+            )
         if len(message.shift) != grid.count or len(message.scale) != grid.count:
             raise InvalidInput(
                 f"frame {index}: a {message.height}x{message.width} frame has {grid.count} tiles, but "

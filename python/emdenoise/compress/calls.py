@@ -15,7 +15,7 @@ import numpy as np
 
 from emdenoise.client.job import DenoiseJob
 from emdenoise.compress.codec import EncodedFrame, codec_for
-from emdenoise.compress.messages import LatentAssembler, format_message, frame_messages, info_from_format, job_info_dict
+from emdenoise.compress.messages import LatentAssembler, frame_messages, info_from_format, job_info_dict
 from emdenoise.compress.model import check_latent_source
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
@@ -152,4 +152,4 @@ def remote_decode(
     return DenoiseJob(results(), cancel=call.cancel)
 
 
-__all__ = ["embedded_decode", "embedded_encode", "format_message", "remote_decode", "remote_encode"]
+__all__ = ["embedded_decode", "embedded_encode", "remote_decode", "remote_encode"]

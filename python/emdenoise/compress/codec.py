@@ -5,12 +5,16 @@ latent; decoding runs the decoder and inverts each tile's normalisation. The ser
 Encode/Decode RPCs and the embedded client both call :class:`LatentCodec`, so the same
 frame gives the same latents and the same restored frame either way.
 
-Seams: tiles decoded on their own meet at visible steps, because the decoder pads every
-tile's border with zeros. :meth:`LatentCodec.decode_frame` therefore decodes each tile
-from a window of latents that reaches ``halo`` latent pixels into its neighbours (the
-decoder is fully convolutional) and keeps only the tile's own output. The latents stored
-are unchanged: the halo costs decoding time, not bytes. :mod:`emdenoise.compress.seams`
-measures the effect.
+Seams: tiles coded on their own meet at visible steps (the networks zero-pad every tile
+border, and every tile has its own normalisation). Three measures, none of which costs
+stored bytes: the encoder sees ``halo`` latent pixels' worth of the neighbouring image
+around each tile (normalised with the tile's own map; only the tile's latents are kept),
+the decoder sees ``halo`` latent pixels of the neighbouring tiles' latents (the networks
+are fully convolutional) and keeps only the tile's own output, and the level steps that
+remain, mostly from the differing per-tile normalisations, are feathered out over a few
+pixels (:func:`emdenoise.compress.seams.level_seams`). On held-out simulated TEM images
+this brought the seam ratio (:func:`emdenoise.compress.seams.seam_ratio`, 1 = invisible)
+from about 3-4 to about 1.1-1.3 at unchanged PSNR; ``bench compress`` prints it.
 """
 
 from __future__ import annotations

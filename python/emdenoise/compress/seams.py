@@ -18,10 +18,11 @@ def _border_and_inner(image: np.ndarray, tile: int, band: int) -> tuple[float, f
     border, inner = [], []
     for axis in (0, 1):
         steps = np.abs(np.diff(image, axis=axis))  # steps[k] is between pixel k and k + 1
-        positions = np.arange(steps.shape[axis])
-        offset = (positions + 1) % tile  # 0: the step across a border
-        at_border = (np.minimum(offset, tile - offset) <= band) & (positions + 1 >= tile - band)
-        at_border &= positions + 1 <= steps.shape[axis] - 1 + band
+        after = np.arange(steps.shape[axis]) + 1  # the step into pixel ``after``
+        borders = np.arange(tile, image.shape[axis], tile)  # first pixel of each following tile
+        at_border = np.zeros(after.shape, bool)
+        for first in borders:
+            at_border |= np.abs(after - first) <= band
         moved = np.moveaxis(steps, axis, 0)
         if at_border.any():
             border.append(moved[at_border].ravel())
@@ -59,7 +60,7 @@ def seam_ratio(image: np.ndarray, tile: int, *, reference: np.ndarray | None = N
     return float(ratio)
 
 
-def level_seams(mosaic: np.ndarray, tile: int, *, width: int = 4, smooth: float = 4.0) -> np.ndarray:
+def level_seams(mosaic: np.ndarray, tile: int, *, width: int = 4, smooth: float = 2.0) -> np.ndarray:
     """Remove the steps at tile borders of a decoded mosaic, feathered over ``width`` px.
 
     Each tile of seed 002's autoencoders is normalised and decoded on its own, so

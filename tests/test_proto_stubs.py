@@ -15,6 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 protoc = pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools comes with the [dev] extra")
 
 
+def _clear_json_names(messages) -> None:
+    """Drop json_name from every field, nested messages (e.g. map entries) included."""
+    for message in messages:
+        for field in message.field:
+            field.ClearField("json_name")
+        _clear_json_names(message.nested_type)
+
+
 def test_stubs_are_not_stale(tmp_path):
     """Compiling the .proto now gives the descriptor the committed stubs carry."""
     out = tmp_path / "descriptor.bin"
@@ -25,9 +33,7 @@ def test_stubs_are_not_stale(tmp_path):
     subprocess.run(command, check=True, capture_output=True)
     fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file[0]
     committed = descriptor_pb2.FileDescriptorProto.FromString(denoiser_pb2.DESCRIPTOR.serialized_pb)
-    for message in fresh.message_type:  # descriptor sets add json_name; generated stubs omit it
-        for field in message.field:
-            field.ClearField("json_name")
+    _clear_json_names(fresh.message_type)  # descriptor sets add json_name; generated stubs omit it
     assert committed == fresh, "run `python proto/generate.py` and commit the stubs"
 
 

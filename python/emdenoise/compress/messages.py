@@ -49,6 +49,7 @@ def info_from_format(message: pb.LatentFormat) -> dict:
 
 
 def job_info_dict(message: pb.JobInfo) -> dict:
+    """A JobInfo as the provenance dictionary every job's ``info`` holds."""
     return {key: getattr(message, key) for key in _JOB_FIELDS}
 
 
@@ -91,6 +92,7 @@ class LatentAssembler:
         return self._header is not None or self.frames.in_progress
 
     def add_header(self, message: pb.LatentFrame) -> None:
+        """Start frame ``next_frame``: its size and per-tile normalisation (checked)."""
         index = self.frames.next_frame
         if self._header is not None or self.frames.in_progress:
             raise InvalidInput(f"frame {index}: a LatentFrame arrived before the previous frame's latents; send them in order.")
@@ -111,6 +113,7 @@ class LatentAssembler:
         self._header = message
 
     def add_chunk(self, chunk: pb.FrameChunk) -> EncodedFrame | None:
+        """Add one chunk of the current frame's latents; the frame once complete, else None."""
         if self._header is None:
             raise InvalidInput(f"frame {self.frames.next_frame}: latents arrived without their LatentFrame; send it first.")
         array = self.frames.add(chunk)

@@ -86,3 +86,20 @@ def test_output_that_cannot_be_created_is_one_sentence(calibrated_stack, tmp_pat
     assert result.returncode != 0
     assert "cannot create the output folder" in result.stderr and "Traceback" not in result.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_counts_model_warns_on_a_dose_outside_its_range_and_on_a_poor_estimate(tmp_path):
+    y, x = np.mgrid[:128, :128]
+    structured = tmp_path / "structured.tif"  # ~40 counts/px: far above the HRTEM UNet's range
+    tifffile.imwrite(structured, np.random.default_rng(1).poisson(40 + 30 * np.sin(x / 5) * np.cos(y / 7)).astype(np.uint16))
+    result = emdenoise("denoise", structured, "-o", tmp_path / "a", "--model", "sbd-unet32-hrtem")
+    assert result.returncode == 0, result.stderr
+    assert "warning: sbd-unet32-hrtem: estimated dose" in result.stderr and "is above the 0.614" in result.stderr
+    assert "unreliable" not in result.stderr
+    flat = tmp_path / "flat.tif"  # no intensity variation: gain and offset cannot be separated
+    tifffile.imwrite(flat, np.random.default_rng(2).poisson(40, (96, 96)).astype(np.uint16))
+    result = emdenoise("denoise", flat, "-o", tmp_path / "b", "--model", "sbd-unet32-hrtem")
+    assert result.returncode == 0, result.stderr
+    assert "estimated gain/offset are unreliable" in result.stderr and "give --offset" in result.stderr
+    given = emdenoise("denoise", flat, "-o", tmp_path / "c", "--model", "sbd-unet32-hrtem", "--gain", "1", "--offset", "0")
+    assert given.returncode == 0 and "unreliable" not in given.stderr

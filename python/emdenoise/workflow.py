@@ -96,6 +96,9 @@ def calibrate(first_frame: np.ndarray, metadata: ImageMetadata, card: dict, *, g
     from emdenoise.noise.calibration import check_dose_range, resolve_counts
 
     counts = resolve_counts([np.asarray(first_frame, dtype=np.float64)], metadata, gain=gain, offset=offset)
+    if counts.quality == "poor":  # the counts (and the dose below) may be far off: say why
+        for note in counts.notes:
+            warn(f"{card['id']}: estimated gain/offset are unreliable: {note}")
     message = check_dose_range(counts.dose, card.get("dose_range"))
     if message:
         warn(f"{card['id']}: {message}")

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "emdenoise.commands.demo",
     "emdenoise.commands.likelihood",
     "emdenoise.commands.compress",
+    "emdenoise.commands.train_series",
     "emdenoise.train.cli",
     "emdenoise.export.cli",
     "emdenoise.bench.cli",

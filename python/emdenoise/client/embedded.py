@@ -32,6 +32,15 @@ class EmbeddedClient:
     def wait_ready(self, timeout: float | None = None) -> None:
         pass
 
+    @property
+    def training(self):
+        """Noise2Atom jobs trained by a worker of this process (:class:`emdenoise.client.training.EmbeddedTraining`)."""
+        if getattr(self, "_training", None) is None:
+            from emdenoise.client.training import EmbeddedTraining
+
+            self._training = EmbeddedTraining(self.engine)
+        return self._training
+
     def list_models(self) -> list[dict]:
         cards = []
         for card in self.engine.list_cards():

@@ -72,6 +72,13 @@ class RemoteClient:
                 "or leave the server unset to use the embedded engine."
             ) from None
 
+    @property
+    def training(self):
+        """Noise2Atom training jobs on the server (:class:`emdenoise.client.training.RemoteTraining`)."""
+        from emdenoise.client.training import RemoteTraining
+
+        return RemoteTraining(self)
+
     def list_models(self) -> list[dict]:
         """Cards of the models the server offers."""
         try:

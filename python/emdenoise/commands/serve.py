@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
     p.add_argument("--tile-size", type=int, help="largest tile side (default: each model card's)")
     p.add_argument("--max-frame-mib", type=int, default=512, help="largest frame accepted, in MiB (bounds memory per stream)")
+    p.add_argument("--max-training-jobs", type=int, default=1, help="Noise2Atom training jobs at once (train-series)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -40,5 +41,6 @@ def run(args) -> int:
         batch_size=args.batch_size,
         tile_size=args.tile_size,
         max_frame_bytes=args.max_frame_mib << 20,
+        max_training_jobs=args.max_training_jobs,
     )
     return 0

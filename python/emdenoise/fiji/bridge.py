@@ -225,7 +225,14 @@ def run_likelihood(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     return run_likelihood_job(job, request)
 
 
-ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood}
+def run_train(job: JobDir, request: dict[str, str]) -> dict[str, object]:
+    """EM Train On Series (Noise2Atom, seed 004): see :mod:`emdenoise.fiji.train_job`."""
+    from emdenoise.fiji.train_job import run_train_job
+
+    return run_train_job(job, request)
+
+
+ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood, "train": run_train}
 
 
 def run_compress(job: JobDir, request: dict[str, str]) -> dict[str, object]:
@@ -264,8 +271,19 @@ def _watch_heartbeat(job: JobDir, started: float, finished: threading.Event) -> 
             age = time.time() - started
         if age > HEARTBEAT_TIMEOUT:
             print(f"no heartbeat for {age:.1f} s: cancelling and removing {job.path}", flush=True)
+            _run_cancel_hooks()
             job.remove()
             os._exit(3)  # ends running inference too; a server sees the stream cancelled
+
+
+def _run_cancel_hooks() -> None:
+    """Cancel what outlives this worker (a training job on a server) before it exits."""
+    hooks = sys.modules.get("emdenoise.fiji.train_job")
+    for hook in list(getattr(hooks, "CANCEL_HOOKS", ())):
+        try:
+            hook()
+        except Exception as error:  # the worker exits anyway
+            print(f"could not cancel: {error}", flush=True)
 
 
 def cmd_work(args) -> int:

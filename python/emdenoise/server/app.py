@@ -28,6 +28,7 @@ def create_server(
     max_streams: int = 16,
     max_parallel_frames: int = 2,
     max_frame_bytes: int | None = None,
+    max_training_jobs: int = 1,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
@@ -41,7 +42,10 @@ def create_server(
     service_options = {"max_parallel_frames": max_parallel_frames}
     if max_frame_bytes:
         service_options["max_frame_bytes"] = max_frame_bytes
-    pb_grpc.add_DenoiserServicer_to_server(DenoiserService(engine, **service_options), server)
+    service = DenoiserService(engine, **service_options)
+    service.max_training_jobs = max(1, int(max_training_jobs))
+    service.training  # noqa: B018 -- jobs a previous server left unfinished are marked failed now
+    pb_grpc.add_DenoiserServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -65,6 +69,7 @@ def serve(
     tile_size: int | None = None,
     max_frame_bytes: int | None = None,
     grace_seconds: float = 5.0,
+    max_training_jobs: int = 1,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish)."""
     engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
@@ -75,6 +80,7 @@ def serve(
         max_streams=max_streams,
         max_parallel_frames=max_parallel_frames,
         max_frame_bytes=max_frame_bytes,
+        max_training_jobs=max_training_jobs,
     )
     stopping = threading.Event()
 

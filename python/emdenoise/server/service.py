@@ -84,6 +84,19 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         self.engine = engine
         self.max_frame_bytes = max_frame_bytes
         self._compute_slots = threading.BoundedSemaphore(max(1, max_parallel_frames))
+        self.max_training_jobs = 1  # Noise2Atom jobs at once (emdenoise.server.training_rpc)
+        self._training = None
+        self._training_lock = threading.Lock()
+
+    @property
+    def training(self):
+        """Noise2Atom training jobs (seed 004), created on first use; their workers run torch, this process never does."""
+        with self._training_lock:
+            if self._training is None:
+                from emdenoise.jobs.manager import jobs_for_engine
+
+                self._training = jobs_for_engine(self.engine, max_jobs=self.max_training_jobs)
+            return self._training
 
     @contextmanager
     def _compute_slot(self, context):
@@ -129,6 +142,26 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         from emdenoise.server.compress_rpc import decode_stream
 
         yield from decode_stream(self, request_iterator, context)
+
+    def StartTraining(self, request_iterator, context):
+        from emdenoise.server.training_rpc import start_training
+
+        return start_training(self, request_iterator, context)
+
+    def WatchTraining(self, request, context):
+        from emdenoise.server.training_rpc import watch_training
+
+        yield from watch_training(self, request, context)
+
+    def CancelTraining(self, request, context):
+        from emdenoise.server.training_rpc import cancel_training
+
+        return cancel_training(self, request, context)
+
+    def ListTrainingJobs(self, request, context):
+        from emdenoise.server.training_rpc import list_training_jobs
+
+        return list_training_jobs(self, request, context)
 
     def _denoise(self, request_iterator, context):
         first = next(request_iterator, None)

@@ -166,8 +166,9 @@ class TrainingJobs:
                 self._running.pop(job_id, None)
 
     def active(self) -> int:
-        """Jobs of this process still queued or running."""
-        return sum(1 for p in self._running.values() if p.poll() is None)
+        """Jobs of this process still queued or running (a worker that is only exiting does not count)."""
+        return sum(1 for job_id, p in list(self._running.items())
+                   if p.poll() is None and Job(self.store.root / job_id).state().get("state") not in TERMINAL)
 
     # -- following ------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

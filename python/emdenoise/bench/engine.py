@@ -81,7 +81,7 @@ def run(args) -> int:
         print(f"device: {embedded.engine.device}; {args.frames} frames of {args.size}x{args.size} uint16 per timing")
         print(f"{'model':<24} {'in-process MP/s':>16} {'gRPC MP/s':>10} {'gRPC/in-process':>16}")
         for row in rows:
-            print(f"{row['model']:<24} {row['in_process_mpix_s']:>16.1f} {row['grpc_mpix_s']:>10.1f} {row['grpc_over_in_process']:>16.2f}")
+            print(f"{row['model']:<24} {row['in_process_mpix_s']:>16.3g} {row['grpc_mpix_s']:>10.3g} {row['grpc_over_in_process']:>16.2f}")
         memory = None
         if args.stack_frames:
             memory = memory_run(server, models[0], args.stack_frames)

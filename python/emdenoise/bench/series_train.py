@@ -76,7 +76,7 @@ def train_on_stack(counts: np.ndarray, args, *, name: str) -> dict[str, Any]:
         "model_id": model_id, "preset": args.train, "settings": _settings(args),
         "wall_seconds_training": training["wall_seconds"], "wall_seconds_job": round(time.monotonic() - started, 1),
         "steps_run": training["steps_run"], "checkpoint_step": training["checkpoint_step"],
-        "stopped": training["stopped"], "config": training["config"], "history": training["history"],
+        "stopped": training["stopped"], "device": training.get("device", "cpu"), "config": training["config"], "history": training["history"],
         "models_dir": str(out / "models"),
     }
 

@@ -95,10 +95,9 @@ class EmbeddedTraining:
     def start(self, frames, model_id: str, *, gain=None, offset=None, preset: str = "cpu", settings=None,
               series_name: str = "", server_path: str = "", frame_count: int = 0) -> dict[str, Any]:
         if server_path:
-            from emdenoise.server.training_rpc import _frames_from_path
-            from pathlib import Path
+            from emdenoise.train.series_checks import read_series_file
 
-            frames = _frames_from_path(Path(server_path))
+            frames = read_series_file(server_path)
         job = self.manager.start(list(frames), model_id, gain=gain, offset=offset, preset=preset,
                                  settings=settings, series_name=series_name)
         state = job.state()

@@ -72,34 +72,10 @@ def _settings(args) -> dict:
 
 
 def _read_series(path: Path) -> tuple[list, str]:
-    """All frames of a TIFF/EM stack; pages of different sizes are refused, not skipped."""
-    from emdenoise.workflow import open_frames
+    """The frames of the series file and its name (see :func:`emdenoise.train.series_checks.read_series_file`)."""
+    from emdenoise.train.series_checks import read_series_file
 
-    if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
-        _check_tiff_pages(path)
-    frames, _metadata, _count = open_frames(path)
-    try:
-        return [frame for frame in frames], path.name
-    except ValueError as error:  # e.g. pages of different shapes that cannot be stacked lazily
-        raise UserError(f"cannot read the frames of {path} ({error}); save the series as one stack of equal frames.") from None
-
-
-def _check_tiff_pages(path: Path) -> None:
-    import tifffile
-
-    from emdenoise.errors import InvalidInput
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            shapes = [tuple(page.shape[:2]) for page in tif.pages]
-    except Exception:  # unreadable files get open_frames' message
-        return
-    for index, shape in enumerate(shapes):
-        if shape != shapes[0] and len(shape) == 2:
-            raise InvalidInput(
-                f"frames of different sizes in {path.name} ({shapes[0][1]}x{shapes[0][0]} and {shape[1]}x{shape[0]} "
-                f"at frame {index}); crop or resample them to one size first."
-            )
+    return read_series_file(path), path.name
 
 
 def format_event(event: dict) -> str | None:

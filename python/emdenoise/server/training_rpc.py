@@ -88,12 +88,11 @@ def _read_upload(request_iterator, context, max_frame_bytes: int):
 
 
 def _frames_from_path(path: Path) -> list:
-    from emdenoise.workflow import open_frames
+    from emdenoise.train.series_checks import read_series_file
 
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist on the server; give a path the server can read, or send the frames.")
-    frames, _metadata, _count = open_frames(path)
-    return [frame for frame in frames]
+    return read_series_file(path)
 
 
 def start_training(service, request_iterator, context) -> pb.TrainingJob:

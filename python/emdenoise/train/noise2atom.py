@@ -157,6 +157,7 @@ class TrainedSeries:
     history: list[dict[str, Any]] = field(default_factory=list)
     held_out: tuple[int, int] = (0, 1)
     frames_used: list[int] = field(default_factory=list)
+    device: str = "cpu"
 
 
 class Cancelled(Exception):
@@ -230,12 +231,13 @@ def restore_frames(generator, frames: np.ndarray, scale: float) -> np.ndarray:
     import torch
 
     generator.eval()
+    device = next(generator.parameters()).device
     out = []
     with torch.no_grad():
         for frame in frames:
-            x = torch.from_numpy(np.clip(frame / scale, 0, 1) * 2 - 1).float()[None, None]
+            x = torch.from_numpy(np.clip(frame / scale, 0, 1) * 2 - 1).float()[None, None].to(device)
             x, (h, w) = _pad_to(x, generator.multiple_of)
-            out.append(((generator(x)[0, 0, :h, :w] + 1) * 0.5).double().numpy())
+            out.append(((generator(x)[0, 0, :h, :w] + 1) * 0.5).double().cpu().numpy())
     generator.train()
     return np.stack(out)
 
@@ -275,7 +277,7 @@ def gradient_penalty(critic, real, fake):
     """``E (1 - ||dD(y)/dy||_2)^2`` over ``y = u * real + (1 - u) * fake`` (seed 004 eq. 3-5)."""
     import torch
 
-    u = torch.rand(real.shape[0], 1, 1, 1)
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
     mixed = (u * real + (1 - u) * fake).requires_grad_(True)
     grad = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)[0]
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -327,21 +329,22 @@ def train_noise2atom(
     on_event({"kind": "status", "message": f"simulating {c.clean_pool} clean Gaussian-peak images (seed 004 domain)"})
     clean = clean_pool(c, rng)
 
-    ms2c = Noise2AtomUNet(c.width, c.depth, c.residual_blocks)
-    mc2s = Noise2AtomUNet(c.width, c.depth, c.residual_blocks)
-    critic = Noise2AtomCritic(c.crop, c.critic_width)
-    ms2b = LowFrequency()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
+    ms2c = Noise2AtomUNet(c.width, c.depth, c.residual_blocks).to(device)
+    mc2s = Noise2AtomUNet(c.width, c.depth, c.residual_blocks).to(device)
+    critic = Noise2AtomCritic(c.crop, c.critic_width).to(device)
+    ms2b = LowFrequency().to(device)
     opt_g = torch.optim.RMSprop(list(ms2c.parameters()) + list(mc2s.parameters()), lr=c.lr, momentum=c.momentum)
     opt_d = torch.optim.RMSprop(critic.parameters(), lr=c.lr, momentum=c.momentum)
 
     def noisy_batch(with_guide: bool = False):
         if not with_guide:
-            return torch.from_numpy(_augment(_crops(noisy, c.batch, c.crop, rng), rng)[:, None])
+            return torch.from_numpy(_augment(_crops(noisy, c.batch, c.crop, rng), rng)[:, None]).to(device)
         pairs = _augment(_crops(np.stack([noisy, guide], axis=1), c.batch, c.crop, rng, channels=True), rng)
-        return torch.from_numpy(pairs[:, :1].copy()), torch.from_numpy(pairs[:, 1:].copy())
+        return torch.from_numpy(pairs[:, :1].copy()).to(device), torch.from_numpy(pairs[:, 1:].copy()).to(device)
 
     def clean_batch():
-        return torch.from_numpy(_augment(clean[rng.integers(len(clean), size=c.batch)], rng)[:, None])
+        return torch.from_numpy(_augment(clean[rng.integers(len(clean), size=c.batch)], rng)[:, None]).to(device)
 
     def adversarial_step():
         """Seed 004's step: the critic 5 times, then both generators once (eq. 1-8)."""
@@ -392,7 +395,7 @@ def train_noise2atom(
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
-            loss_d = loss_gan = torch.zeros(())
+            loss_d = loss_gan = torch.zeros((), device=device)
         else:
             loss_d, loss_gan, loss_cycle, loss_lfc, loss = adversarial_step()
         elapsed = time.monotonic() - started
@@ -423,7 +426,7 @@ def train_noise2atom(
     restored = restore_frames(ms2c, counts[chosen], scale)
     gain_out, offset_out = fit_output_map(restored, counts[chosen])
     return TrainedSeries(
-        generator=ms2c.eval(), scale=scale, gain_out=gain_out, offset_out=offset_out, steps=step,
+        generator=ms2c.cpu().eval(), device=device.type, scale=scale, gain_out=gain_out, offset_out=offset_out, steps=step,
         best_step=best_step or step, stopped=stopped, seconds=time.monotonic() - started, history=history,
         held_out=tuple(held_out), frames_used=chosen,
     )

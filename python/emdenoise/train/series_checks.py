@@ -9,6 +9,7 @@ atoms are bright peaks on a dark support, limited by shot noise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -170,3 +171,32 @@ def check_series(frames: Sequence[np.ndarray], *, gain: float | None = None, off
                  min_frames: int = MIN_FRAMES) -> SeriesCounts:
     """:func:`stack_frames` then :func:`series_counts`: the whole check of a training upload."""
     return series_counts(stack_frames(frames, min_frames=min_frames), gain=gain, offset=offset)
+
+
+def read_series_file(path: str | Path) -> list[np.ndarray]:
+    """All frames of a TIFF/EM stack, for training; TIFF pages of different sizes are refused, not skipped."""
+    from emdenoise.workflow import open_frames
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path} does not exist; give the path of the series (a TIFF or EM stack).")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        _check_tiff_pages(path)
+    frames, _metadata, _count = open_frames(path)
+    return [np.asarray(frame) for frame in frames]
+
+
+def _check_tiff_pages(path: Path) -> None:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shapes = [tuple(page.shape[:2]) for page in tif.pages]
+    except Exception:  # unreadable files get open_frames' message
+        return
+    for index, shape in enumerate(shapes):
+        if shape != shapes[0]:
+            raise InvalidInput(
+                f"frames of different sizes in {path.name} ({shapes[0][1]}x{shapes[0][0]} and {shape[1]}x{shape[0]} "
+                f"at frame {index}); crop or resample them to one size first."
+            )

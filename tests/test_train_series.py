@@ -216,7 +216,15 @@ def test_cancel_and_restart_mid_job_are_reported(env):
             job = client.training.start(noisy, "n2a-test-restart", gain=1.0, offset=0.0, preset="tiny", settings=long)
             for event in client.training.watch(job["job_id"]):
                 if event["kind"] == "progress":
+                    first_step = event["step"]
                     break
+        events = Path(env["EMDENOISE_JOBS"]) / job["job_id"] / "events.jsonl"
+        with RemoteClient(server.address) as client:  # the first client is gone; the job goes on
+            written = max(json.loads(line).get("step", 0) for line in events.read_text().splitlines())
+            later = next(e for e in client.training.watch(job["job_id"])
+                         if e["kind"] == "progress" and e["step"] > max(written, first_step))
+            assert later["state"] == "" and later["eta"] >= 0
+            assert {j["job_id"]: j for j in client.training.jobs()}[job["job_id"]]["state"] == "running"
         worker = json.loads((Path(env["EMDENOISE_JOBS"]) / job["job_id"] / "state.json").read_text())["pid"]
         server.kill()  # the server dies mid-job
         wait_for(lambda: not pid_alive(worker), timeout=30)  # the orphaned worker stops by itself

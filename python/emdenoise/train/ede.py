@@ -178,7 +178,7 @@ def train_ede(
     import torch
 
     from emdenoise.models import build_model, count_parameters
-    from emdenoise.train.loop import TrainResult, _same_recipe
+    from emdenoise.train.loop import TrainResult, restore
 
     if recipe.task not in TASKS:
         raise UserError(f"train_ede trains {', '.join(TASKS)} recipes, not {recipe.task!r}.")
@@ -194,31 +194,10 @@ def train_ede(
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.5 if denoise else 0.9, 0.999),
                                  weight_decay=5e-5 if denoise else 0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(recipe, s))
-    start, best_score, best_step = 0, -math.inf, -1
-    history: list[dict[str, Any]] = []
-    losses: list[float] = []
-    before = 0.0
-    origin = None
+    start_state = restore(model, optimizer, scheduler, recipe, out_dir, resume=resume, init=init, log=log)
+    start, best_score, best_step = start_state.step, start_state.best_score, start_state.best_step
+    history, losses, before, origin = start_state.history, start_state.losses, start_state.seconds, start_state.origin
     last_path = out_dir / checkpoints.LAST
-    if resume and last_path.is_file():
-        state = checkpoints.load_checkpoint(last_path)
-        changed = _same_recipe(state["recipe"], recipe)
-        if changed:
-            raise UserError(f"{last_path} was trained with a different {', '.join(changed)}; use a new --out folder or --no-resume.")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, best_score, best_step = state["step"], state["best_score"], state["best_step"]
-        history, losses, before, origin = state["history"], state["losses"], state["seconds"], state.get("init")
-        log(f"resuming {recipe.name} from step {start}")
-    elif init is not None:
-        source = checkpoints.load_checkpoint(init)
-        if source["recipe"]["model"] != recipe.model:
-            raise UserError(f"{init} holds a {source['recipe']['model']} model, not {recipe.model}; initialise from the same architecture.")
-        model.load_state_dict(source["model"])
-        origin = {"checkpoint": str(init), "step": int(source["step"]), "seconds": float(source["seconds"]),
-                  "recipe": source["recipe"], "history": source["history"]}
-        log(f"initialised from {init} (step {source['step']})")
 
     train_pool = clean_pool(recipe.data, role="train", seed=recipe.seed)
     val_pool = clean_pool(recipe.data, role="val", seed=recipe.seed)

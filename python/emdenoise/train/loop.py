@@ -119,6 +119,49 @@ def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> list[str]:
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
 
 
+@dataclass
+class StartState:
+    """Where a run starts: step 0, a resumed ``last.pt`` or another model's weights."""
+
+    step: int = 0
+    best_score: float = -math.inf
+    best_step: int = -1
+    since_best: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    origin: dict[str, Any] | None = None
+
+
+def restore(model, optimizer, scheduler, recipe: Recipe, out_dir: Path, *, resume: bool, init, log) -> StartState:
+    """Resume from ``out_dir/last.pt`` (same recipe only), or load ``init``'s weights, or start afresh.
+
+    ``init`` is a checkpoint or an exported model folder of the same architecture; the run
+    then keeps its origin (step, time, recipe, history) for the card.
+    """
+    last_path = Path(out_dir) / checkpoints.LAST
+    if resume and last_path.is_file():
+        state = checkpoints.load_checkpoint(last_path)
+        changed = _same_recipe(state["recipe"], recipe)
+        if changed:
+            raise UserError(f"{last_path} was trained with a different {', '.join(changed)}; use a new --out folder or --no-resume.")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        log(f"resuming {recipe.name} from step {state['step']}")
+        return StartState(state["step"], state["best_score"], state["best_step"], state.get("since_best", 0),
+                          state["history"], state["losses"], state["seconds"], state.get("init"))
+    if init is not None:
+        source = checkpoints.load_checkpoint(init)
+        if source["recipe"]["model"] != recipe.model:
+            raise UserError(f"{init} holds a {source['recipe']['model']} model, not {recipe.model}; initialise from the same architecture.")
+        model.load_state_dict(source["model"])
+        log(f"initialised from {init} (step {source['step']})")
+        return StartState(origin={"checkpoint": str(init), "step": int(source["step"]), "seconds": float(source["seconds"]),
+                                  "recipe": source["recipe"], "history": source["history"]})
+    return StartState()
+
+
 def train(
     recipe: Recipe,
     out_dir: str | Path,
@@ -180,33 +223,10 @@ def train(
     else:
         raise UserError(f"unknown schedule {recipe.schedule!r}; use 'plateau' or 'quadratic'.")
 
-    start_step, best_score, best_step, since_best = 0, -math.inf, -1, 0
-    history: list[dict[str, Any]] = []
-    losses: list[float] = []
-    elapsed_before = 0.0
-    origin: dict[str, Any] | None = None
+    start = restore(model, optimizer, scheduler, recipe, out_dir, resume=resume, init=init, log=log)
+    start_step, best_score, best_step, since_best = start.step, start.best_score, start.best_step, start.since_best
+    history, losses, elapsed_before, origin = start.history, start.losses, start.seconds, start.origin
     last_path = out_dir / checkpoints.LAST
-    if resume and last_path.is_file():
-        state = checkpoints.load_checkpoint(last_path)
-        changed = _same_recipe(state["recipe"], recipe)
-        if changed:
-            raise UserError(f"{last_path} was trained with a different {', '.join(changed)}; use a new --out folder or --no-resume.")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, best_score, best_step = state["step"], state["best_score"], state["best_step"]
-        since_best, history, losses = state["since_best"], state["history"], state["losses"]
-        elapsed_before = state["seconds"]
-        origin = state.get("init")
-        log(f"resuming {recipe.name} from step {start_step}")
-    elif init is not None:
-        source = checkpoints.load_checkpoint(init)
-        if source["recipe"]["model"] != recipe.model:
-            raise UserError(f"{init} holds a {source['recipe']['model']} model, not {recipe.model}; initialise from the same architecture.")
-        model.load_state_dict(source["model"])
-        origin = {"checkpoint": str(init), "step": int(source["step"]), "seconds": float(source["seconds"]),
-                  "recipe": source["recipe"], "history": source["history"]}
-        log(f"initialised from {init} (step {source['step']})")
 
     data = _Data(recipe, log)
     log(f"{recipe.name} ({recipe.variant}): {count_parameters(model):,} parameters; data: {data.description}")

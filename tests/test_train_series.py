@@ -279,3 +279,26 @@ def test_train_series_cli_embedded_prints_progress_and_registers_the_model(env, 
     err = capsys.readouterr().err
     assert err.startswith("emdenoise: error:") and ("different sizes" in err or "equal frames" in err)
     assert "Traceback" not in err
+
+
+def test_bench_series_trains_noise2atom_and_scores_psnr_against_the_truth(env, tmp_path, capsys):
+    clean, noisy = stem_series()
+    stack, truth = tmp_path / "noisy.tif", tmp_path / "clean.tif"
+    tifffile.imwrite(stack, noisy)
+    tifffile.imwrite(truth, np.broadcast_to(clean, noisy.shape).astype(np.float32))
+    out = tmp_path / "bench"
+    assert main(["bench", "series", "--stack", str(stack), "--truth", str(truth), "--gain", "1", "--offset", "0",
+                 "--baselines", "unfiltered,gaussian_3x3", "--train", "tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| Method | PSNR (dB) | SSIM | CSS | paired MSE" in printed
+    result = json.loads((out / "series.json").read_text())
+    rows = {row["key"]: row for row in result["methods"]}
+    model = result["trained"]["model_id"]
+    assert set(rows) == {"unfiltered", "gaussian_3x3", model} and result["trained"]["steps_run"] == 4
+    from emdenoise.metrics import psnr
+
+    expected = np.mean([psnr(frame, clean) for frame in noisy])  # the Unfiltered row is the raw frames
+    assert rows["unfiltered"]["psnr_mean"] == pytest.approx(expected, rel=1e-9)
+    assert all(np.isfinite(row["psnr_mean"]) and 0 < row["css"] <= 1 for row in rows.values())
+    assert (out / "models" / model / "card.json").is_file()
+    assert not (Path(env["EMDENOISE_MODELS"]) / model).exists()  # the benchmark's model stays in its folder

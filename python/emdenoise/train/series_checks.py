@@ -151,8 +151,8 @@ def series_counts(stack: np.ndarray, *, gain: float | None = None, offset: float
     if skew < 0:
         raise InvalidInput(
             f"the frames show dark features on a bright background (skewness {skew:.2f}), not the bright atom peaks "
-            "of a HAADF/ADF STEM series that Noise2Atom maps to Gaussian peaks; use an ADF/HAADF series, or invert "
-            "a bright-field one (Edit > Invert) if its atoms should be peaks."
+            "on a dark support that Noise2Atom maps to Gaussian peaks; train on an ADF/HAADF series of atoms or "
+            "particles on a thin support, or invert a bright-field one (Edit > Invert) if its atoms should be peaks."
         )
     return SeriesCounts(counts=counts, gain=float(gain), offset=float(offset), dose=dose, source=source, notes=tuple(notes))
 

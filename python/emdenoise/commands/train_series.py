@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                    help="network size and schedule: cpu (minutes on a CPU, default), paper (seed 004's), tiny (tests)")
     p.add_argument("--steps", type=int, help="generator steps (default: the preset's)")
     p.add_argument("--minutes", type=float, help="stop training after this many minutes and keep the best so far")
-    p.add_argument("--lr", type=float, help="RMSProp learning rate (default: 5e-5 as in seed 004)")
+    p.add_argument("--lr", type=float, help="RMSProp learning rate (default: the preset's; seed 004 uses 5e-5)")
     p.add_argument("--crop", type=int, help="training crop side, multiple of 16, at least 48 (default: the preset's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other Noise2AtomConfig field, e.g. --set width=16 (repeatable)")

@@ -108,6 +108,9 @@ class TrainingJobs:
             config = replace(make_preset(preset), **settings)
         except TypeError as error:
             raise InvalidInput(f"unknown training setting ({error}); see emdenoise.train.noise2atom.Noise2AtomConfig.") from None
+        if config.crop < 48 or config.crop % max(16, 2**config.depth):
+            raise InvalidInput(f"crop {config.crop} must be a multiple of {max(16, 2**config.depth)} and at least 48 "
+                               "(the critic halves it 4 times, the low-frequency filter is 33 px wide); pick e.g. 64.")
         series = check_series(frames, gain=gain, offset=offset)
         t, h, w = series.counts.shape
         if min(h, w) < config.crop:

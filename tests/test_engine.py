@@ -75,6 +75,7 @@ def test_stack_shape_kept(engine):
         (np.zeros((1, 1), np.float32), "at least 2x2"),
         (np.zeros((0, 5), np.float32), "at least 2x2"),
         (np.full((8, 8), np.nan, np.float32), "NaN"),
+        (np.array([[1.0, np.inf], [-np.inf, 1.0]] * 4, np.float64), "infinite"),
         (np.zeros((8, 8), np.complex64), "complex"),
         (np.zeros((8, 8), bool), "not supported"),
     ],
@@ -102,3 +103,38 @@ def test_pooling_network_tiles_keep_the_pooling_grid(tile_size):
     reference = Engine(device="cpu", tile_size=4096).denoise(frame, "sbd-unet32-hrtem")
     tiled = Engine(device="cpu", tile_size=tile_size).denoise(frame, "sbd-unet32-hrtem")
     np.testing.assert_allclose(tiled, reference, rtol=0, atol=1e-4)
+
+
+class _TightMemory:
+    """A backend that runs out of memory above ``max_batch`` tiles or ``max_side`` pixels."""
+
+    def __init__(self, inner, max_batch: int, max_side: int):
+        self.inner, self.max_batch, self.max_side, self.calls = inner, max_batch, max_side, []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        from emdenoise.errors import ResourceExhausted
+
+        self.calls.append(batch.shape)
+        if batch.shape[0] > self.max_batch or max(batch.shape[-2:]) > self.max_side:
+            raise ResourceExhausted("failed to allocate memory (simulated)")
+        return self.inner.run(batch)
+
+
+def test_out_of_memory_halves_the_batch_then_the_tile_then_names_the_setting(caplog):
+    from emdenoise.errors import ResourceExhausted
+
+    frame = np.random.default_rng(12).poisson(30, (300, 280)).astype(np.float32)
+    expected = Engine(device="cpu").denoise(frame, "ede-kernel-tem-5")
+    tight = Engine(device="cpu", batch_size=8)
+    card = tight.card("ede-kernel-tem-5")
+    backend = _TightMemory(tight._backend(card), max_batch=1, max_side=140)
+    tight._backends[card.id] = backend
+    np.testing.assert_allclose(tight.denoise(frame, card.id), expected, rtol=0, atol=1e-5)
+    retries = [r.getMessage().split("retrying with ", 1)[1] for r in caplog.records if "retrying with" in r.getMessage()]
+    assert retries[:3] == ["batch 4, tile (300, 280)", "batch 2, tile (300, 280)", "batch 1, tile (300, 280)"]
+    assert retries[3:] == ["batch 1, tile (150, 150)", "batch 1, tile (75, 75)"]  # then the tiles shrink
+    assert max(backend.calls[-1][-2:]) <= 140
+    hopeless = Engine(device="cpu")
+    hopeless._backends[card.id] = _TightMemory(hopeless._backend(card), max_batch=0, max_side=0)
+    with pytest.raises(ResourceExhausted, match="--max-parallel-frames"):
+        hopeless.denoise(frame, card.id)

@@ -53,7 +53,9 @@ def test_shipped_graph_matches_pytorch(folder):
     assert error <= PARITY_TOLERANCE, error
     assert card.raw["export"]["parity_max_abs_error"] <= PARITY_TOLERANCE
     assert card.normalization["kind"] == "counts"
-    assert card.raw["metrics"].get("psnr_mean") is not None, "card lacks benchmark metrics"
+    metrics = card.raw["metrics"]
+    # bench sbd's PSNR, or seed 002's Table 3 errors for students of an autoencoder
+    assert metrics.get("psnr_mean") is not None or any(k.startswith("table3_") for k in metrics), "card lacks benchmark metrics"
     if card.receptive_field <= 64:  # the 245 px UNet field takes a minute: measured at export
         assert receptive_field(model) == card.receptive_field
 

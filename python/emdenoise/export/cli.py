@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (float32 input/output)")
     p.add_argument("--note", action="append", default=[], help="a note for the card; repeatable")
     p.add_argument("--metrics", metavar="BENCH_JSON",
-                   help="sbd.json or ede-<dose>.json written by 'emdenoise bench sbd|ede --method ID'")
+                   help="sbd.json, ede-<dose>.json or autoencoders-<dose>.json written by "
+                        "'emdenoise bench sbd|ede|autoencoders'")
     p.set_defaults(func=run)
 
 
@@ -72,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
         if not (folder / "card.json").is_file():
             raise UserError(f"{folder} holds no model card; export the checkpoint first.")
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-        if card.get("architecture", {}).get("spec", {}).get("family") == "ede-xception":
+        if _is_table3(args.metrics):
+            from emdenoise.export.ede_models import attach_table3_metrics
+
+            metrics = attach_table3_metrics(folder, args.metrics)
+            print(json.dumps({"model": args.model_id, **{k: v for k, v in metrics.items() if k.endswith("_mean")}}))
+        elif card.get("architecture", {}).get("spec", {}).get("family") == "ede-xception":
             from emdenoise.export.ede_models import attach_ede_metrics
 
             metrics = attach_ede_metrics(folder, args.metrics)
@@ -93,3 +99,11 @@ def _family(checkpoint: str) -> str:
     from emdenoise.train.checkpoints import load_checkpoint
 
     return str(load_checkpoint(checkpoint)["recipe"]["model"].get("family", ""))
+
+
+def _is_table3(bench_json: str) -> bool:
+    """Whether ``bench_json`` was written by ``bench autoencoders`` (seed 002, Table 3)."""
+    try:
+        return "Table 3" in str(json.loads(Path(bench_json).read_text(encoding="utf-8")).get("protocol", ""))
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -319,38 +319,34 @@ def attach_ede_metrics(folder: str | Path, bench_json: str | Path) -> dict[str, 
     return entry
 
 
-def reconstruction_errors(folder: str | Path, images: list[np.ndarray], *, n: int = 64, dose: str = "ordinary",
-                          crop: int = 160, seed: int = 0) -> dict[str, float]:
-    """Autoencoder reconstruction error on noisy crops through the shipped ONNX graphs (seed 002, Table 3).
+def attach_table3_metrics(folder: str | Path, bench_json: str | Path) -> dict[str, Any]:
+    """Copy this model's row of an ``emdenoise bench autoencoders`` result onto its card (seed 002, Table 3).
 
-    Each of ``n`` instances is a random 160x160 crop of ``images`` noised with Ede's law
-    (:func:`emdenoise.train.ede.noisy_crop`), min-mean normalised (sec. 2.2), encoded,
-    decoded and compared with its normalised clean truth.
-
-    Returns
-    -------
-    dict
-        ``mse_mean``, ``mse_std`` (over instances, in the normalised units of seed 002)
-        and ``unfiltered_mse_mean`` (the noisy input's error), ``n``, ``dose``.
+    Works for autoencoders (errors against truth and input) and for the kernels/MLPs
+    distilled from one (errors against truth and against their teacher); the entry goes
+    under ``metrics["table3_<dose>"]``.
     """
-    import onnxruntime as ort
+    import json
 
-    from emdenoise.engine.cards import load_card
-    from emdenoise.train.ede import min_mean, noisy_crop
+    from emdenoise.export.cards import write_card
 
     folder = Path(folder)
-    card = load_card(folder)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    sessions = {k: ort.InferenceSession(str(folder / g.file), options, providers=["CPUExecutionProvider"]) for k, g in card.graphs.items()}
-    rng = np.random.default_rng([seed, 160])
-    errors, unfiltered = [], []
-    for _ in range(int(n)):
-        noisy, truth = noisy_crop(images[int(rng.integers(len(images)))], crop, dose, rng)
-        noisy, truth = min_mean(noisy, truth)
-        (latent,) = sessions["encode"].run(["latent"], {"image": noisy[None, None]})
-        (out,) = sessions["decode"].run(["denoised"], {"latent": latent})
-        errors.append(float(np.mean((out[0, 0] - truth) ** 2)))
-        unfiltered.append(float(np.mean((noisy - truth) ** 2)))
-    return {"mse_mean": float(np.mean(errors)), "mse_std": float(np.std(errors)),
-            "unfiltered_mse_mean": float(np.mean(unfiltered)), "n": int(n), "dose": dose}
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    try:
+        result = json.loads(Path(bench_json).read_text(encoding="utf-8"))
+        rows = {row["id"]: row for row in result["rows"]}
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"cannot read {bench_json} ({error}); give the autoencoders-<dose>.json that "
+                        "'emdenoise bench autoencoders' wrote.") from None
+    row = rows.get(card["id"])
+    if row is None:
+        raise UserError(f"{bench_json} has no row for {card['id']}; install the model and rerun 'emdenoise bench autoencoders'.")
+    entry = {"benchmark": "emdenoise bench autoencoders", "n": result.get("n"), "dose": result.get("dose"),
+             "seed": result.get("seed"), "clean": result.get("clean"), "teacher": result.get("teacher"),
+             "units": "MSE after the noisy 160x160 crop's min-mean map (seed 002, sec. 2.2)",
+             **{k: v for k, v in row.items() if k.endswith(("_mean", "_std")) or k == "seconds_per_megapixel"},
+             "unfiltered_truth_mean": rows.get("Unfiltered", {}).get("truth_mean"),
+             "command": (result.get("provenance") or {}).get("command")}
+    card.setdefault("metrics", {})[f"table3_{result.get('dose', 'ordinary')}"] = entry
+    write_card(folder, card)
+    return entry

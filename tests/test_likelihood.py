@@ -146,6 +146,15 @@ def test_non_count_data_without_gain_and_offset_is_refused():
         likelihood_map(readings.astype(np.float32), 100.0 + 17.3 * clean)
 
 
+def test_whole_number_readings_with_a_gain_are_refused_without_gain_and_offset():
+    clean = one_column()
+    counts = np.random.default_rng(8).poisson(clean)
+    readings = (100 + 20 * counts).astype(np.uint16)  # whole numbers, but not electrons
+    with pytest.raises(InvalidInput, match="steps of 20.*--gain and --offset"):
+        likelihood_map(readings, 100 + 20 * clean)
+    likelihood_map(counts.astype(np.uint16), clean)  # the counts themselves pass
+
+
 def test_gain_and_offset_turn_readings_into_the_same_map_as_counts():
     clean = one_column()
     counts = np.random.default_rng(8).poisson(clean)

@@ -60,7 +60,27 @@ def counts_calibration(frame: np.ndarray, *, gain: float | None = None, offset: 
             "the noisy frame is not in counts (it has fractional or negative values) and no gain/offset were given; "
             "pass --gain and --offset (reading = offset + gain x electrons) so the Poisson test sees electrons."
         )
+    step = reading_step(values)
+    if step > 1:
+        raise InvalidInput(
+            f"the noisy frame's readings come in steps of {step}, so they are detector units (gain {step}?), not electron "
+            "counts; pass --gain and --offset (reading = offset + gain x electrons) so the Poisson test sees electrons."
+        )
     return 1.0, 0.0, "counts"
+
+
+def reading_step(values: np.ndarray) -> int:
+    """Greatest common divisor of the distinct readings above the smallest one (1 for counts).
+
+    Poisson counts take neighbouring whole values, so their differences share no divisor;
+    readings of ``offset + gain x electrons`` with a whole gain above 1 all differ by
+    multiples of the gain.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    levels = np.unique(np.round(finite[np.isfinite(finite)]).astype(np.int64))
+    if levels.size < 3:  # too few levels to tell a gain from sparse counts
+        return 1
+    return int(np.gcd.reduce(levels[1:] - levels[0]))
 
 
 def to_counts(frame: np.ndarray, gain: float, offset: float) -> np.ndarray:

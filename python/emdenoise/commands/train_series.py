@@ -93,8 +93,10 @@ def format_event(event: dict) -> str | None:
     return None
 
 
-def follow(training, job_id: str, *, out=sys.stdout) -> int:
-    """Print a job's events until it ends; Ctrl-C cancels it. Returns the exit code."""
+def follow(training, job_id: str, *, out=None) -> int:
+    """Print a job's events until it ends (to ``out``, default the current stdout); Ctrl-C cancels it.
+    Returns the exit code."""
+    out = out if out is not None else sys.stdout
     final = {}
     last_print = 0.0
     try:

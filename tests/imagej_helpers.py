@@ -80,6 +80,20 @@ def _run(argv: list[str], *, timeout: float, env: dict | None, cwd: Path | None)
     return Run(process.returncode, output, time.monotonic() - start)
 
 
+def installed_imagej(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An ImageJ folder in ``tmp_path`` with the emdenoise commands installed, and empty HOME and temp folders."""
+    from emdenoise.fiji.install import install
+
+    root = tmp_path / "ImageJ"
+    (root / "plugins").mkdir(parents=True)
+    (root / "macros").mkdir()
+    install(root)
+    home, temp = tmp_path / "home", tmp_path / "temp"
+    home.mkdir()
+    temp.mkdir()
+    return root, home, temp
+
+
 def imagej_env(home: Path, temp: Path, extra: dict | None = None) -> dict:
     """Environment with HOME (ImageJ prefs) and the temp folder inside the test's tmp_path."""
     env = dict(os.environ)

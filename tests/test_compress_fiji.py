@@ -14,10 +14,9 @@ from emdenoise.client import EmbeddedClient
 from emdenoise.compress.emz import iter_frames, read_header
 from emdenoise.compress.files import decompress_file
 from emdenoise.fiji import bridge
-from emdenoise.fiji.install import install
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import imagej_env, missing_tools, run_harness  # noqa: E402
+from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_harness  # noqa: E402
 
 pytestmark = [pytest.mark.imagej, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -30,13 +29,7 @@ def test_bridge_lists_autoencoders_for_the_compress_dialog(capsys):
 
 
 def test_em_compress_then_em_decompress_round_trips_a_stack(tmp_path):
-    root = tmp_path / "ImageJ"
-    (root / "plugins").mkdir(parents=True)
-    (root / "macros").mkdir()
-    install(root)
-    home, temp = tmp_path / "home", tmp_path / "temp"
-    home.mkdir()
-    temp.mkdir()
+    root, home, temp = installed_imagej(tmp_path)
     rng = np.random.default_rng(51)
     stack = rng.poisson(30, size=(2, 150, 210)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "movie.tif", stack, imagej=True, resolution=(1 / 0.5, 1 / 0.5),

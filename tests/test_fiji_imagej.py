@@ -20,11 +20,10 @@ import pytest
 import tifffile
 
 from emdenoise.client import connect
-from emdenoise.fiji.install import install
 from emdenoise.workflow import denoise_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import REPO, imagej_env, missing_tools, run_batch, run_harness  # noqa: E402
+from imagej_helpers import REPO, imagej_env, installed_imagej, missing_tools, run_batch, run_harness  # noqa: E402
 
 pytestmark = [pytest.mark.imagej, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -34,13 +33,7 @@ MODEL = "ede-kernel-tem-5"
 @pytest.fixture
 def imagej(tmp_path):
     """An ImageJ folder with the commands installed, HOME and temp inside tmp_path."""
-    root = tmp_path / "ImageJ"
-    (root / "plugins").mkdir(parents=True)
-    (root / "macros").mkdir()
-    install(root)
-    home, temp = tmp_path / "home", tmp_path / "temp"
-    home.mkdir()
-    temp.mkdir()
+    root, home, temp = installed_imagej(tmp_path)
     return root, imagej_env(home, temp), temp
 
 

@@ -10,12 +10,11 @@ import pytest
 import tifffile
 
 from emdenoise.fiji import bridge
-from emdenoise.fiji.install import install
 from emdenoise.likelihood import likelihood_map
 from emdenoise.likelihood.validation import gaussian_lattice, plant_spurious_column
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import imagej_env, missing_tools, run_harness  # noqa: E402
+from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_harness  # noqa: E402
 
 pytestmark = [
     pytest.mark.imagej,
@@ -28,13 +27,7 @@ pytestmark = [
 
 
 def test_em_likelihood_map_shows_overlay_and_rois_coloured_by_llr(tmp_path):
-    root = tmp_path / "ImageJ"
-    (root / "plugins").mkdir(parents=True)
-    (root / "macros").mkdir()
-    install(root)
-    home, temp = tmp_path / "home", tmp_path / "temp"
-    home.mkdir()
-    temp.mkdir()
+    root, home, temp = installed_imagej(tmp_path)
     clean = gaussian_lattice()
     rng = np.random.default_rng(31)
     estimate, planted = plant_spurious_column(clean, rng)

@@ -361,7 +361,7 @@ def _menu_screenshot(path: Path) -> None:
     bounds = frame.getBounds()
     left = max(int(bounds.x) - 8, 0)
     width = min(int(size.width) - left, int(bounds.width) + 200)  # the submenu opens to the right
-    height = min(int(size.height), int(bounds.y + bounds.height) + 140)
+    height = min(int(size.height), int(bounds.y + bounds.height) + 260)  # room for every EM command
     image = robot.createScreenCapture(Rectangle(left, 0, width, height))
     ImageIO.write(image, "png", File(str(path)))
     print(f"SCREENSHOT {path} {width}x{height}", flush=True)

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from emdenoise.fiji.install import install
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import imagej_env, missing_tools, run_batch  # noqa: E402
+from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_batch  # noqa: E402
 from test_train_series import stem_series  # noqa: E402
 
 pytest.importorskip("torch")
@@ -20,13 +19,7 @@ pytestmark = [pytest.mark.imagej, pytest.mark.skipif(missing_tools() is not None
 
 
 def test_em_train_on_series_then_em_denoise_uses_the_new_model(tmp_path):
-    root = tmp_path / "ImageJ"
-    (root / "plugins").mkdir(parents=True)
-    (root / "macros").mkdir()
-    install(root)
-    home, temp = tmp_path / "home", tmp_path / "temp"
-    home.mkdir()
-    temp.mkdir()
+    root, home, temp = installed_imagej(tmp_path)
     models = tmp_path / "models"
     env = imagej_env(home, temp, {"EMDENOISE_MODELS": str(models), "EMDENOISE_JOBS": str(tmp_path / "jobs")})
     _, noisy = stem_series()

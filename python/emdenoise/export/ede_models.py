@@ -30,7 +30,6 @@ from emdenoise.export.torch_export import (
     OPSET,
     PARITY_TOLERANCE,
     _quiet_exporter,
-    load_weights,
     save_weights,
 )
 

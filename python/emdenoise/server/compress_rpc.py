@@ -7,46 +7,23 @@ through the server and in-process. The server knows nothing of tiling: the codec
 
 from __future__ import annotations
 
-import logging
-
-import grpc
-
 from emdenoise.compress.codec import codec_for
 from emdenoise.compress.messages import LatentAssembler, format_message, frame_messages
 from emdenoise.compress.model import check_latent_source
-from emdenoise.errors import InvalidInput, UserError
+from emdenoise.errors import InvalidInput
+from emdenoise.server.streams import ClientGone, guarded, incoming_frames
 from emdenoise.v1 import denoiser_pb2 as pb
-from emdenoise.wire import FrameAssembler, frame_to_chunks
-
-log = logging.getLogger(__name__)
-
-
-def _guarded(name, body, service, request_iterator, context):
-    from emdenoise.server.service import _ClientGone, status_for
-
-    try:
-        yield from body(service, request_iterator, context, _ClientGone)
-    except _ClientGone:
-        log.info("client went away; its %s job is dropped", name)
-    except UserError as error:
-        context.abort(status_for(error), str(error))
-    except grpc.RpcError:
-        raise
-    except Exception as error:  # never let one request take the server down
-        if not context.is_active():
-            return
-        log.exception("%s failed", name)
-        context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
+from emdenoise.wire import frame_to_chunks
 
 
 def encode_stream(service, request_iterator, context):
     """Body of ``DenoiserService.Encode``: user errors become gRPC status codes."""
-    yield from _guarded("Encode", _encode, service, request_iterator, context)
+    yield from guarded("Encode", _encode, service, request_iterator, context, context=context)
 
 
 def decode_stream(service, request_iterator, context):
     """Body of ``DenoiserService.Decode``: user errors become gRPC status codes."""
-    yield from _guarded("Decode", _decode, service, request_iterator, context)
+    yield from guarded("Decode", _decode, service, request_iterator, context, context=context)
 
 
 def _check_count(count: int, announced: int, what: str) -> None:
@@ -56,7 +33,7 @@ def _check_count(count: int, announced: int, what: str) -> None:
         raise InvalidInput(f"{count} {what} arrived but {announced} were announced; the upload was cut short.")
 
 
-def _encode(service, request_iterator, context, client_gone):
+def _encode(service, request_iterator, context):
     first = next(request_iterator, None)
     if first is None or first.WhichOneof("item") != "options":
         raise InvalidInput("an Encode stream must start with EncodeOptions (the autoencoder's model id).")
@@ -64,16 +41,9 @@ def _encode(service, request_iterator, context, client_gone):
     codec = codec_for(service.engine)
     spec = codec.spec(options.model_id)
     yield pb.EncodeResponse(started=format_message(spec.info(service.engine.device)))
-    assembler = FrameAssembler(max_frame_bytes=service.max_frame_bytes)
-    for request in request_iterator:
-        if not context.is_active():
-            raise client_gone()
-        if request.WhichOneof("item") != "chunk":
-            raise InvalidInput("EncodeOptions may only be sent once, as the first message.")
-        frame = assembler.add(request.chunk)
-        if frame is None:
-            continue
-        index = assembler.next_frame - 1
+    frames = incoming_frames(request_iterator, context, options_name="EncodeOptions",
+                             max_frame_bytes=service.max_frame_bytes, frame_count=options.frame_count)
+    for index, frame in frames:
         with service._compute_slot(context):
             encoded = codec.encode_frame(frame, spec, index=index)
         for message in frame_messages(encoded, index):
@@ -81,12 +51,9 @@ def _encode(service, request_iterator, context, client_gone):
                 yield pb.EncodeResponse(frame=message)
             else:
                 yield pb.EncodeResponse(chunk=message)
-    if assembler.in_progress:
-        raise InvalidInput(f"the stream ended in the middle of frame {assembler.next_frame}; the upload was truncated, send it again.")
-    _check_count(assembler.next_frame, options.frame_count, "frames")
 
 
-def _decode(service, request_iterator, context, client_gone):
+def _decode(service, request_iterator, context):
     first = next(request_iterator, None)
     if first is None or first.WhichOneof("item") != "options":
         raise InvalidInput("a Decode stream must start with DecodeOptions (model id and encoder sha256).")
@@ -102,7 +69,7 @@ def _decode(service, request_iterator, context, client_gone):
     assembler = LatentAssembler(spec.tile, spec.depth, spec.latent_side, max_frame_bytes=service.max_frame_bytes)
     for request in request_iterator:
         if not context.is_active():
-            raise client_gone()
+            raise ClientGone()
         kind = request.WhichOneof("item")
         if kind == "frame":
             assembler.add_header(request.frame)

@@ -7,17 +7,12 @@ so a map is identical through the server and in-process.
 
 from __future__ import annotations
 
-import logging
-
-import grpc
-
-from emdenoise.errors import InvalidInput, UserError
+from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.job import estimate_info, resolve_estimator, run_likelihood
 from emdenoise.likelihood.messages import calibration_from_message, response_messages, settings_from_message
+from emdenoise.server.streams import ClientGone, guarded
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.wire import FrameAssembler
-
-log = logging.getLogger(__name__)
 
 #: Frames a request may carry: the raw frame and, optionally, its denoised estimate.
 MAX_FRAMES = 2
@@ -33,24 +28,10 @@ def likelihood_map_stream(service, request_iterator, context):
     request_iterator, context
         As gRPC hands them to a stream-stream method.
     """
-    from emdenoise.server.service import _ClientGone, status_for
-
-    try:
-        yield from _likelihood(service, request_iterator, context, _ClientGone)
-    except _ClientGone:
-        log.info("client went away; its likelihood job is dropped")
-    except UserError as error:
-        context.abort(status_for(error), str(error))
-    except grpc.RpcError:
-        raise
-    except Exception as error:  # never let one request take the server down
-        if not context.is_active():
-            return
-        log.exception("LikelihoodMap failed")
-        context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
+    yield from guarded("LikelihoodMap", _likelihood, service, request_iterator, context, context=context)
 
 
-def _likelihood(service, request_iterator, context, client_gone):
+def _likelihood(service, request_iterator, context):
     first = next(request_iterator, None)
     if first is None or first.WhichOneof("item") != "options":
         raise InvalidInput("a LikelihoodMap stream must start with LikelihoodOptions.")
@@ -61,7 +42,7 @@ def _likelihood(service, request_iterator, context, client_gone):
     frames = []
     for request in request_iterator:
         if not context.is_active():
-            raise client_gone()
+            raise ClientGone()
         if request.WhichOneof("item") != "chunk":
             raise InvalidInput("LikelihoodOptions may only be sent once, as the first message.")
         if assembler.next_frame >= MAX_FRAMES:

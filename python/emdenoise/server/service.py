@@ -12,32 +12,16 @@ import logging
 import threading
 from contextlib import contextmanager
 
-import grpc
 
 from emdenoise._version import __version__
 from emdenoise.engine import Engine, ModelCard
-from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
+from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
-from emdenoise.wire import MAX_FRAME_BYTES, FrameAssembler, frame_to_chunks
+from emdenoise.server.streams import ClientGone, guarded, incoming_frames
+from emdenoise.wire import MAX_FRAME_BYTES, frame_to_chunks
 
 log = logging.getLogger(__name__)
-
-STATUS_OF = (
-    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (UserError, grpc.StatusCode.FAILED_PRECONDITION),
-)
-
-
-def status_for(error: Exception) -> grpc.StatusCode:
-    """gRPC status code for a user error."""
-    for kind, code in STATUS_OF:
-        if isinstance(error, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
-
 
 def model_info(card: ModelCard) -> pb.ModelInfo:
     """ListModels entry for a card."""
@@ -102,7 +86,7 @@ class DenoiserService(pb_grpc.DenoiserServicer):
     def _compute_slot(self, context):
         while not self._compute_slots.acquire(timeout=0.5):
             if not context.is_active():
-                raise _ClientGone()
+                raise ClientGone()
         try:
             yield
         finally:
@@ -114,19 +98,7 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         return pb.ListModelsResponse(models=[model_info(card) for card in cards], device=self.engine.device)
 
     def Denoise(self, request_iterator, context):
-        try:
-            yield from self._denoise(request_iterator, context)
-        except _ClientGone:
-            log.info("client went away; its work is dropped")
-        except UserError as error:
-            context.abort(status_for(error), str(error))
-        except grpc.RpcError:
-            raise
-        except Exception as error:  # never let one request take the server down
-            if not context.is_active():
-                return
-            log.exception("Denoise failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
+        yield from guarded("Denoise", self._denoise, request_iterator, context, context=context)
 
     def LikelihoodMap(self, request_iterator, context):
         from emdenoise.server.likelihood_rpc import likelihood_map_stream
@@ -176,33 +148,14 @@ class DenoiserService(pb_grpc.DenoiserServicer):
             "offset": options.offset if options.HasField("offset") else None,
         }
         yield pb.DenoiseResponse(started=job_info(card, self.engine.device))
-        assembler = FrameAssembler(max_frame_bytes=self.max_frame_bytes)
-        for request in request_iterator:
-            if not context.is_active():
-                raise _ClientGone()
-            if request.WhichOneof("item") != "chunk":
-                raise InvalidInput("DenoiseOptions may only be sent once, as the first message.")
-            frame = assembler.add(request.chunk)
-            if frame is None:
-                continue
-            index = assembler.next_frame - 1
+        frames = incoming_frames(request_iterator, context, options_name="DenoiseOptions",
+                                 max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count)
+        for index, frame in frames:
             with self._compute_slot(context):
                 result = self.engine.denoise_frame(
                     frame, card, index=index, tile_size=options.tile_size or None, **calibration
                 )
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)
-        if assembler.in_progress:
-            raise InvalidInput(
-                f"the stream ended in the middle of frame {assembler.next_frame}; the upload was truncated, send it again."
-            )
-        if assembler.next_frame == 0:
-            raise InvalidInput("the stack is empty: no frames were sent.")
-        if options.frame_count and assembler.next_frame != options.frame_count:
-            raise InvalidInput(
-                f"{assembler.next_frame} frames arrived but {options.frame_count} were announced; the upload was cut short."
-            )
 
 
-class _ClientGone(Exception):
-    """The client cancelled or disconnected: stop working on its stream."""

@@ -46,7 +46,7 @@ def event_message(job_id: str, event: dict) -> pb.TrainingEvent:
 
 def _guard(context, body):
     """Run ``body()``; user errors become status codes, anything else INTERNAL, never a crash."""
-    from emdenoise.server.service import status_for
+    from emdenoise.server.streams import status_for
 
     try:
         return body()
@@ -120,7 +120,7 @@ def start_training(service, request_iterator, context) -> pb.TrainingJob:
 
 def watch_training(service, request, context):
     """Body of ``WatchTraining``: events until the job ends or the client leaves."""
-    from emdenoise.server.service import status_for
+    from emdenoise.server.streams import status_for
 
     try:
         for event in service.training.watch(request.job_id, alive=context.is_active):

@@ -71,4 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from emdenoise.fiji import exit_process
+
+    exit_process(main())  # not sys.exit: the JVM's threads are still running (see exit_process)

@@ -23,6 +23,7 @@ _EXPORTS = {
     "start_imagej": "emdenoise.fiji.launch",
     "find_imagej": "emdenoise.fiji.launch",
     "ImageJSession": "emdenoise.fiji.launch",
+    "exit_process": "emdenoise.fiji.launch",
     "denoise_imageplus": "emdenoise.fiji.denoise",
     "Denoised": "emdenoise.fiji.denoise",
     "to_numpy": "emdenoise.fiji.imageplus",

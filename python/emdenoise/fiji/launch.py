@@ -363,6 +363,20 @@ def _init_headless_imagej1() -> None:
         raise UserError("headless ImageJ1 could not set up its command table; run it under a display (xvfb-run).")
 
 
+def exit_process(code: int = 0) -> None:
+    """End a Python process that has started ImageJ, with exit status ``code``.
+
+    ImageJ's AWT threads keep the JVM alive, so JPype is told not to destroy it at exit
+    (:func:`_allow_exit_with_java_threads`). The interpreter's normal teardown then races
+    those live Java threads and, on a loaded machine, sometimes aborts with "FATAL:
+    exception not rethrown" (seen in CI: status 134 instead of the script's own). Call this
+    last, after :meth:`ImageJSession.close`: it flushes the output and leaves at once.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
 def _allow_exit_with_java_threads() -> None:
     """Let Python exit although AWT's threads still run (they would block JPype's shutdown)."""
     import jpype

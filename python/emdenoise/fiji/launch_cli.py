@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 def run_launch(args) -> int:
     """Start ImageJ, then run the batch macro or wait for the user to quit ImageJ."""
-    from emdenoise.fiji.launch import start_imagej
+    from emdenoise.fiji.launch import exit_process, start_imagej
 
     if args.headless and args.batch is None:
         raise UserError(
@@ -64,4 +64,4 @@ def run_launch(args) -> int:
             session.wait_until_closed()
     finally:
         session.close()
-    return code
+    exit_process(code)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from emdenoise.errors import UserError
 
 
 def positive_int(text: str) -> int:
@@ -25,3 +28,20 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
     return value
+
+
+def key_value_settings(items: list[str], option: str, example: str) -> dict:
+    """``KEY=VALUE`` options (repeatable) as a dict; values are JSON where they parse, else text.
+
+    ``option`` and ``example`` name the flag in the message for an item without ``=``.
+    """
+    settings: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"{option} {item!r} must be KEY=VALUE, e.g. {option} {example}.")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except ValueError:
+            settings[key.strip()] = value
+    return settings

@@ -102,21 +102,20 @@ def run_table3(clean_images: list[np.ndarray], engine, *, teacher: str, n: int, 
     for _ in range(int(n)):
         noisy, truth = noisy_crop(clean_images[int(rng.integers(len(clean_images)))], CROP, dose, rng)
         normed, truth_n = min_mean(noisy, truth)
-        low, scale = float(noisy.min()), float(noisy.mean()) - float(noisy.min()) or 1.0
         record("Unfiltered", "truth", float(np.mean((normed - truth_n) ** 2)))
         outputs = {}
         for card in autoencoders:
             began = time.perf_counter()
             out = codec.decode_frame(codec.encode_frame(noisy, specs[card.id]), specs[card.id])
             seconds[card.id] = seconds.get(card.id, 0.0) + time.perf_counter() - began
-            outputs[card.id] = out = (out - low) / scale
+            outputs[card.id] = out = min_mean(noisy, out)[1]
             record(card.id, "truth", float(np.mean((out - truth_n) ** 2)))
             record(card.id, "input", float(np.mean((out - normed) ** 2)))
         for card in students:
             margin = (int(card.raw["architecture"]["spec"].get("size", 1)) - 1) // 2
             inner = (slice(margin, CROP - margin),) * 2
             began = time.perf_counter()
-            out = (engine.denoise_frame(noisy, card) - low) / scale
+            out = min_mean(noisy, engine.denoise_frame(noisy, card))[1]
             seconds[card.id] = seconds.get(card.id, 0.0) + time.perf_counter() - began
             record(card.id, "truth", float(np.mean((out[inner] - truth_n[inner]) ** 2)))
             record(card.id, "teacher", float(np.mean((out[inner] - outputs[teacher][inner]) ** 2)))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from emdenoise.cli_types import key_value_settings
 from emdenoise.errors import UserError
 
 
@@ -33,15 +34,7 @@ def add_train_arguments(parser) -> None:
 
 
 def _settings(args) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    for item in args.train_set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--train-set {item!r} must be KEY=VALUE, e.g. --train-set lr=1e-4.")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except ValueError:
-            settings[key.strip()] = value
+    settings: dict[str, Any] = key_value_settings(args.train_set, "--train-set", "lr=1e-4")
     if args.train_steps is not None:
         settings["steps"] = args.train_steps
     if args.train_minutes is not None:
@@ -57,8 +50,9 @@ def train_on_stack(counts: np.ndarray, args, *, name: str) -> dict[str, Any]:
     model_id = f"n2a-bench-{time.strftime('%Y%m%d%H%M%S')}"
     manager = TrainingJobs(out / "models", root=out / "jobs")
     started = time.monotonic()
+    settings = _settings(args)
     job = manager.start(list(counts), model_id, gain=1.0, offset=0.0, preset=args.train,
-                        settings=_settings(args), series_name=name)
+                        settings=settings, series_name=name)
     final: dict[str, Any] = {}
     for event in manager.watch(job.id):
         if event.get("kind") == "progress" and event.get("css") is not None:
@@ -73,7 +67,7 @@ def train_on_stack(counts: np.ndarray, args, *, name: str) -> dict[str, Any]:
     card = json.loads((out / "models" / model_id / "card.json").read_text(encoding="utf-8"))
     training = card["training"]
     return {
-        "model_id": model_id, "preset": args.train, "settings": _settings(args),
+        "model_id": model_id, "preset": args.train, "settings": settings,
         "wall_seconds_training": training["wall_seconds"], "wall_seconds_job": round(time.monotonic() - started, 1),
         "steps_run": training["steps_run"], "checkpoint_step": training["checkpoint_step"],
         "stopped": training["stopped"], "device": training.get("device", "cpu"), "config": training["config"], "history": training["history"],

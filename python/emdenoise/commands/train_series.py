@@ -9,11 +9,11 @@ keeps running, ``--watch JOB`` follows it again, ``--cancel JOB`` stops it).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
+from emdenoise.cli_types import key_value_settings
 from emdenoise.commands.denoise import add_connection_arguments, client_from_args
 from emdenoise.errors import UserError
 
@@ -51,15 +51,7 @@ def register(subparsers) -> None:
 
 
 def _settings(args) -> dict:
-    settings = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r} must be KEY=VALUE, e.g. --set width=16.")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except ValueError:
-            settings[key.strip()] = value
+    settings = key_value_settings(args.set, "--set", "width=16")
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.minutes is not None:

@@ -25,3 +25,18 @@ def write_card(folder: str | Path, card: dict[str, Any]) -> Path:
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     load_card(folder)
     return path
+
+
+def card_and_bench_result(folder: str | Path, bench_json: str | Path, unreadable: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The card of ``folder`` and the benchmark result in ``bench_json``, to attach metrics.
+
+    ``unreadable`` is the message (with ``{error}``) for a result file that cannot be read.
+    """
+    from emdenoise.errors import UserError
+
+    card = json.loads((Path(folder) / "card.json").read_text(encoding="utf-8"))
+    try:
+        result = json.loads(Path(bench_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(unreadable.format(error=error)) from None
+    return card, result

@@ -288,16 +288,12 @@ def attach_ede_metrics(folder: str | Path, bench_json: str | Path) -> dict[str, 
     Metrics per dose go under ``metrics[dose]``, with the best classical method of the
     same run and the relative MSE change against it.
     """
-    import json
-
-    from emdenoise.export.cards import write_card
+    from emdenoise.export.cards import card_and_bench_result, write_card
 
     folder = Path(folder)
-    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    try:
-        result = json.loads(Path(bench_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {bench_json} ({error}); give the ede-<dose>.json that 'emdenoise bench ede' wrote.") from None
+    card, result = card_and_bench_result(
+        folder, bench_json, f"cannot read {bench_json} ({{error}}); give the ede-<dose>.json that 'emdenoise bench ede' wrote."
+    )
     rows = {row["key"]: row for row in result.get("methods", [])}
     row = rows.get(card["id"])
     if row is None:
@@ -325,18 +321,16 @@ def attach_table3_metrics(folder: str | Path, bench_json: str | Path) -> dict[st
     distilled from one (errors against truth and against their teacher); the entry goes
     under ``metrics["table3_<dose>"]``.
     """
-    import json
+    from emdenoise.export.cards import card_and_bench_result, write_card
 
-    from emdenoise.export.cards import write_card
-
+    unreadable = (f"cannot read {bench_json} ({{error}}); give the autoencoders-<dose>.json that "
+                  "'emdenoise bench autoencoders' wrote.")
     folder = Path(folder)
-    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    card, result = card_and_bench_result(folder, bench_json, unreadable)
     try:
-        result = json.loads(Path(bench_json).read_text(encoding="utf-8"))
         rows = {row["id"]: row for row in result["rows"]}
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"cannot read {bench_json} ({error}); give the autoencoders-<dose>.json that "
-                        "'emdenoise bench autoencoders' wrote.") from None
+    except (KeyError, TypeError) as error:
+        raise UserError(unreadable.format(error=error)) from None
     row = rows.get(card["id"])
     if row is None:
         raise UserError(f"{bench_json} has no row for {card['id']}; install the model and rerun 'emdenoise bench autoencoders'.")

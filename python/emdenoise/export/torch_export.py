@@ -473,16 +473,12 @@ def attach_metrics(folder: str | Path, bench_json: str | Path) -> dict[str, Any]
     dict
         The ``metrics`` written.
     """
-    import json
-
-    from emdenoise.export.cards import write_card
+    from emdenoise.export.cards import card_and_bench_result, write_card
 
     folder = Path(folder)
-    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    try:
-        result = json.loads(Path(bench_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read benchmark result {bench_json} ({error}); give the sbd.json that 'emdenoise bench sbd' wrote.") from None
+    card, result = card_and_bench_result(
+        folder, bench_json, f"cannot read benchmark result {bench_json} ({{error}}); give the sbd.json that 'emdenoise bench sbd' wrote."
+    )
     rows = {row["key"]: row for row in result.get("methods", [])}
     row = rows.get(card["id"])
     if row is None:

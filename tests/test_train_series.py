@@ -163,6 +163,50 @@ def test_the_networks_follow_seed_004():
     assert gradient_penalty(critic, torch.randn(3, 1, 48, 48), torch.randn(3, 1, 48, 48)).item() >= 0
 
 
+class GaussianBlur(torch.nn.Module):
+    """A fixed Gaussian blur in Ms2c's [-1, 1] convention, standing in for a generator."""
+
+    multiple_of = 1
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        radius = max(1, int(3 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        g = torch.exp(-(x**2) / (2 * sigma**2))
+        self.weight = torch.nn.Parameter((torch.outer(g, g) / g.sum() ** 2)[None, None], requires_grad=False)
+
+    def forward(self, x):
+        y = torch.nn.functional.conv2d(torch.nn.functional.pad((x + 1) / 2, [self.weight.shape[-1] // 2] * 4,
+                                                                mode="reflect"), self.weight)
+        return y * 2 - 1
+
+
+def test_thinned_error_ranks_restorations_like_the_true_error_when_atoms_move():
+    """Consecutive frames differ where atoms hop, so the paired-frame error favours blur;
+    binomial halves of one frame share its clean image, so the thinned error does not."""
+    from emdenoise.metrics import paired_frame_mse
+    from emdenoise.train.noise2atom import fit_output_map, input_scale, restore_frames, thinned_error
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for _ in range(2):  # the same peaks, all moved by 3 px, at 2 counts per peak
+        image, _ = noise2atom_clean(np.random.default_rng(11), lattice=128, crop=64, positions=(30, 30), variance=(1.5, 1.5))
+        frames.append(np.roll(image, 3 * len(frames), axis=1) * 2.0 + 0.02)
+    clean = np.stack(frames)
+    counts = rng.poisson(clean).astype(np.float64)
+    scale = input_scale(counts)
+    true, paired, thinned = {}, {}, {}
+    for sigma in (0.8, 3.0):
+        blur = GaussianBlur(sigma)
+        restored = restore_frames(blur, counts, scale)
+        gain, offset = fit_output_map(restored, counts)
+        true[sigma] = float(np.mean((gain * restored + offset - clean) ** 2))
+        paired[sigma] = paired_frame_mse(gain * restored[0] + offset, counts[1])
+        thinned[sigma] = thinned_error(blur, counts, scale)
+    assert true[0.8] < true[3.0] and thinned[0.8] < thinned[3.0]
+    assert paired[0.8] > paired[3.0]  # the paired error would have kept the blur
+
+
 # -- the job API on a real server ---------------------------------------------------------
 def test_training_job_end_to_end_on_a_real_server(env, tmp_path):
     clean, noisy = stem_series()
@@ -178,6 +222,7 @@ def test_training_job_end_to_end_on_a_real_server(env, tmp_path):
             assert [e["step"] for e in progress][-1] == 4 and all(e["total_steps"] == 4 for e in progress)
             scored = [e for e in progress if e["css"] is not None]
             assert scored and all(0 < e["css"] <= 1 and np.isfinite(e["paired_mse"]) for e in scored)
+            assert all(np.isfinite(e["thinned_mse"]) for e in scored)
             assert all({"critic", "gan", "cycle", "lfc"} <= set(e["losses"]) for e in progress)
             cards = {card["id"]: card for card in client.list_models()}
             card = cards["n2a-test-series"]

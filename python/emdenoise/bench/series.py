@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         title += f"\n\nGround truth: {args.truth.name} (PSNR with peak = each clean frame's range, SSIM of Wang et al. 2004)."
     if trained is not None:
         title += (f"\n\nNoise2Atom (seed 004) trained on this stack: preset {trained['preset']}, {trained['steps_run']} steps "
-                  f"({trained['stopped']}), kept step {trained['checkpoint_step']} (lowest held-out paired MSE), "
+                  f"({trained['stopped']}), kept step {trained['checkpoint_step']} (lowest held-out thinned MSE), "
                   f"{trained['wall_seconds_training']:.0f} s training on {trained['device'].upper()} ({trained['wall_seconds_job']:.0f} s with start-up and ONNX export).")
     conventions = "\n".join(f"- {k}: {v}" for k, v in CONVENTIONS.items())
     markdown = f"{title}\n\n{md}\n\nConventions:\n{conventions}"

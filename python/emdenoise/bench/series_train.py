@@ -59,7 +59,7 @@ def train_on_stack(counts: np.ndarray, args, *, name: str) -> dict[str, Any]:
             losses = event["losses"]
             print(f"train {event['step']}/{event['total_steps']}: critic {losses['critic']:.3g} gan {losses['gan']:.3g} "
                   f"cycle {losses['cycle']:.3g} lfc {losses['lfc']:.3g} | held-out CSS {event['css']:.4f} "
-                  f"paired MSE {event['paired_mse']:.4g} | {event['elapsed']:.0f} s", file=sys.stderr, flush=True)
+                  f"paired MSE {event['paired_mse']:.4g} thinned MSE {event['thinned_mse']:.4g} | {event['elapsed']:.0f} s", file=sys.stderr, flush=True)
         elif event.get("kind") == "state":
             final = event
     if final.get("state") != "done":

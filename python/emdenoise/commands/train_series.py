@@ -79,6 +79,8 @@ def format_event(event: dict) -> str | None:
                 f"gan {losses.get('gan', 0):.3g}  cycle {losses.get('cycle', 0):.3g}  lfc {losses.get('lfc', 0):.3g}")
         if event.get("css") is not None:
             line += f"  | held-out CSS {event['css']:.4f}  paired MSE {event['paired_mse']:.4g}"
+            if event.get("thinned_mse") is not None:
+                line += f"  thinned MSE {event['thinned_mse']:.4g}"
         return line + f"  | {event.get('elapsed', 0):.0f} s, ETA {event.get('eta', 0):.0f} s"
     if kind in ("status", "state") and event.get("message"):
         return f"{event.get('state') or kind}: {event['message']}"

@@ -38,7 +38,7 @@ def event_message(job_id: str, event: dict) -> pb.TrainingEvent:
     )
     for key, value in (event.get("losses") or {}).items():
         message.losses[key] = float(value)
-    for key in ("css", "paired_mse"):
+    for key in ("css", "paired_mse", "thinned_mse"):
         if event.get(key) is not None:
             setattr(message, key, float(event[key]))
     return message

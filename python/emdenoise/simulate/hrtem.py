@@ -120,8 +120,10 @@ def simulate_hrtem(
     noisy : ndarray, float32, shape (H, W)
         Poisson draw of ``clean``.
     record : dict
-        Every parameter of the image, the structure, the dose scaling and the contrast
-        label (``contrast``: white / black / intermediate).
+        Every parameter of the image, the structure, the dose scaling, the contrast
+        label (``contrast``: white / black / intermediate) and the Pt column centres in
+        output pixels (``pt_columns_rc``: [row, col] pairs), the ground truth of which
+        detected columns are the particle's.
     """
     _, atoms_n, interface = PARTICLE_FAMILIES[params["family"]]
     model = supported_pt_on_ceo2(
@@ -163,6 +165,7 @@ def simulate_hrtem(
         "intensity_scale": float(factor),
         "vacuum_fraction": float(mask.mean()),
         "pt_column_contrast": float(np.nanmedian(contrast)) if np.isfinite(contrast).any() else None,
+        "pt_columns_rc": np.round(np.stack([rows, cols], 1), 2).tolist(),
         "contrast": contrast_label(contrast),
         "optics": config.optics.as_dict(),
         "device": device,

@@ -18,9 +18,12 @@ sampled from the series. The paper's eq. 1 and 3 place the penalty between ``s``
 WGAN-GP reading is used: real = clean, fake = ``Ms2c(s)``, penalty on their mixtures.
 
 Held out from training is one consecutive pair of frames; every ``eval_every`` steps both
-are restored and scored with CSS (eq. 10) and the paired-frame error (mean((f(A) - B)^2) -
-mean(B), unbiased for Poisson noise, issue 4). CSS rewards blur, so the generator kept is
-the one with the lowest paired-frame error, not the highest CSS.
+are restored and scored with CSS (eq. 10), the paired-frame error (mean((f(A) - B)^2) -
+mean(B), unbiased for Poisson noise, issue 4) and the thinned error
+(:func:`thinned_error`). CSS rewards blur, and the paired error also charges the model
+for whatever moved between the two frames (atoms hop, clusters jitter), which rewards
+blur too; the thinned error compares each frame with an independent Poisson copy of
+itself, so nothing moved. The generator kept is the one with the lowest thinned error.
 """
 
 from __future__ import annotations
@@ -253,8 +256,48 @@ def fit_output_map(restored: np.ndarray, target: np.ndarray) -> tuple[float, flo
     return a, float(y.mean() - a * x.mean())
 
 
+#: Share of each count that goes to the restored half in :func:`thinned_error`.
+THINNING = 0.5
+
+
+def thinned_error(generator, frames: np.ndarray, scale: float, seed: int = 0) -> float:
+    """Restoration error of ``frames`` without clean data and without motion: Poisson thinning.
+
+    Each count of a frame is kept in an input half with probability :data:`THINNING`,
+    the rest forms the target half; for Poisson counts the halves are independent Poisson
+    images of the *same* clean frame (binomial thinning). The input half is restored, mapped
+    to counts by a least-squares fit against the target half, and scored with
+    ``mean((f - T)^2) - mean(T)``, an unbiased estimate of the squared error against the
+    target's clean image (the same estimator as the paired-frame error of issue 4, with
+    nothing moving between the two). The input has half the dose the model was trained at,
+    so the figure ranks snapshots of one training run; it is not the error at full dose.
+
+    Parameters
+    ----------
+    generator : torch.nn.Module
+        ``Ms2c``.
+    frames : ndarray (T, Y, X)
+        Held-out frames in counts (rounded to whole counts for the thinning).
+    scale : float
+        Input scale of the training run (:func:`input_scale`).
+    seed : int
+        Seeds the thinning, so every snapshot is scored on the same halves.
+
+    Returns
+    -------
+    float
+        Estimated mean squared error [counts^2 of the target half].
+    """
+    whole = np.rint(np.clip(frames, 0, None)).astype(np.int64)
+    kept = np.random.default_rng(seed).binomial(whole, THINNING)
+    target = (whole - kept).astype(np.float64)
+    restored = restore_frames(generator, kept.astype(np.float64), scale)
+    gain, offset = fit_output_map(restored, target)
+    return float(np.mean((gain * restored + offset - target) ** 2) - target.mean())
+
+
 def score_pair(generator, counts: np.ndarray, pair: tuple[int, int], scale: float) -> dict[str, float]:
-    """CSS (seed 004 eq. 10) and paired-frame error of the held-out consecutive pair.
+    """CSS (seed 004 eq. 10), paired-frame and thinned error of the held-out consecutive pair.
 
     Each restoration is mapped to counts with the output map fitted against the *other*
     frame (whose noise is independent), so the error stays an unbiased estimate.
@@ -269,7 +312,9 @@ def score_pair(generator, counts: np.ndarray, pair: tuple[int, int], scale: floa
     scaling = SharedScaling.from_frames(np.stack([a, b]))
     error = 0.5 * (paired_frame_mse(fa, b) + paired_frame_mse(fb, a))
     correlation = float(np.corrcoef(ra.ravel(), b.ravel())[0, 1]) if ra.std() > 0 else 0.0
-    return {"css": css(scaling(fa), scaling(fb)), "paired_mse": float(error), "correlation": correlation,
+    return {"css": css(scaling(fa), scaling(fb)), "paired_mse": float(error),
+            "thinned_mse": thinned_error(generator, np.stack([a, b]), scale),
+            "correlation": correlation,
             "output_mean": float(ra.mean()), "output_std": float(ra.std())}
 
 
@@ -302,7 +347,7 @@ def train_noise2atom(
         The consecutive pair scored with CSS and the paired-frame error.
     on_event : callable
         Called with ``{"kind": "progress", "step", "total_steps", "losses", "elapsed",
-        "eta", ["css", "paired_mse"]}`` dictionaries.
+        "eta", ["css", "paired_mse", "thinned_mse"]}`` dictionaries.
     should_stop : callable
         Polled every step; True raises :class:`Cancelled`.
 
@@ -413,9 +458,10 @@ def train_noise2atom(
             }
             if step % c.eval_every == 0 or last:
                 event.update(score_pair(ms2c, counts, held_out, scale))
-                history.append({k: event[k] for k in ("step", "elapsed", "css", "paired_mse")} | event["losses"])
-                if event["paired_mse"] < best_error:
-                    best_error, best_step = event["paired_mse"], step
+                history.append({k: event[k] for k in ("step", "elapsed", "css", "paired_mse", "thinned_mse")}
+                               | event["losses"])
+                if event["thinned_mse"] < best_error:
+                    best_error, best_step = event["thinned_mse"], step
                     best_state = copy.deepcopy(ms2c.state_dict())
             on_event(event)
         if out_of_time:

@@ -249,7 +249,7 @@ class ListTrainingJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...
 
 class TrainingEvent(_message.Message):
-    __slots__ = ("job_id", "kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "elapsed_seconds", "eta_seconds", "message", "model_id")
+    __slots__ = ("job_id", "kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "elapsed_seconds", "eta_seconds", "message", "model_id", "thinned_mse")
     class LossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,7 @@ class TrainingEvent(_message.Message):
     ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    THINNED_MSE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     kind: str
     state: str
@@ -281,7 +282,8 @@ class TrainingEvent(_message.Message):
     eta_seconds: float
     message: str
     model_id: str
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ...) -> None: ...
+    thinned_mse: float
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ..., thinned_mse: _Optional[float] = ...) -> None: ...
 
 class EncodeOptions(_message.Message):
     __slots__ = ("model_id", "frame_count")

@@ -73,10 +73,6 @@ class Noise2AtomConfig:
         critic then sharpens into Gaussian peaks. Counted in ``steps``.
     warmup_lr : float
         RMSProp learning rate of the warm-up (the adversarial phase uses ``lr``).
-    warmup_loss : {"l1", "l2"}
-        Distance to the warm-up target. With sparse, narrow peaks the L1 optimum can be the
-        empty background (the median of every pixel), which a tanh output then cannot leave;
-        L2 regresses to the mean and keeps the peaks.
     frames : int
         Frames sampled from the series for training (~100; seed 004 uses 120).
     steps : int
@@ -109,7 +105,6 @@ class Noise2AtomConfig:
     identity: float = 0.0
     warmup_steps: int = 0
     warmup_lr: float = 1e-3
-    warmup_loss: str = "l1"
     frames: int = 100
     steps: int = 20000
     max_seconds: float = 0.0
@@ -438,8 +433,7 @@ def train_noise2atom(
             s, target = noisy_batch(with_guide=True)
             real = clean_batch()
             translated = ms2c(s)
-            gap = translated - target
-            loss_warm = (gap * gap).mean() if c.warmup_loss == "l2" else gap.abs().mean()
+            loss_warm = (translated - target).abs().mean()
             loss_lfc = (ms2b(s) - ms2b(mc2s(translated))).abs().mean()
             loss_cycle = (real - ms2c(mc2s(real))).abs().mean()
             loss = loss_warm + c.beta * loss_cycle + loss_lfc

@@ -86,6 +86,24 @@ def test_one_column_is_found_at_its_centre_and_tested_with_eq1():
     assert result.llr_map.dtype == np.float32 and result.labels.dtype == np.int32
 
 
+@pytest.mark.parametrize("peak, decisive", [(2.0, True), (0.12, False)])
+def test_power_is_the_chance_of_support_and_faint_columns_are_called_undecided(peak, decisive):
+    """A region's power is the exact probability that a real column of its size and
+    intensity comes out supported; the message says when a column is too faint to decide."""
+    clean = one_column(peak=peak)
+    powers, supported = [], []
+    for seed in range(200):
+        result = likelihood_map(np.random.default_rng([6, seed]).poisson(clean).astype(np.uint16), clean,
+                                settings=LikelihoodSettings(vacuum_level=VACUUM))
+        (region,) = result.regions
+        powers.append(region.power)
+        supported.append(region.supported)
+    power = float(np.mean(powers))
+    assert (power >= 0.95) is decisive
+    assert abs(np.mean(supported) - power) <= 3 * math.sqrt(max(power * (1 - power), 1e-3) / 200) + 0.01
+    assert ("too faint to decide" in result.message) is not decisive
+
+
 def test_total_map_units_put_the_whole_ratio_on_each_region():
     clean = one_column()
     noisy = np.random.default_rng(4).poisson(clean).astype(np.uint16)
@@ -243,7 +261,7 @@ def test_outputs_are_written_with_provenance_and_refuse_to_overwrite(tmp_path):
         np.testing.assert_array_equal(tif.asarray(), result.llr_map)
         assert "emdenoise.estimate = test" in tif.imagej_metadata["Info"]
     lines = written["table"].read_text().splitlines()
-    assert lines[0].startswith("id,row,col,radius,pixels,intensity,observed,llr,llr_per_pixel,supported")
+    assert lines[0].startswith("id,row,col,radius,pixels,intensity,observed,llr,llr_per_pixel,power,supported")
     assert len(lines) == 1 + len(result.regions)
     from emdenoise.errors import UserError
 

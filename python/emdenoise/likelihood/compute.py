@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.counts import counts_calibration, to_counts
-from emdenoise.likelihood.poisson import region_llrs
+from emdenoise.likelihood.poisson import region_llrs, support_probability
 from emdenoise.likelihood.regions import (
     MIN_VACUUM_PIXELS,
     Blob,
@@ -29,6 +29,9 @@ from emdenoise.likelihood.regions import (
 )
 
 MAP_UNITS = ("per-pixel", "total")
+
+#: Power (:attr:`Region.power`) from which a region's test counts as decisive.
+DECISIVE_POWER = 0.95
 
 #: Label of vacuum pixels in :attr:`LikelihoodResult.labels` (columns are 1..K, 0 is neither).
 VACUUM_LABEL = -1
@@ -118,6 +121,11 @@ class Region:
         ``log L(column) - log L(vacuum)``.
     llr_per_pixel : float
         ``llr / pixels``.
+    power : float
+        Probability that the counts support the column (LLR > 0) if it really is there at
+        ``intensity``: :func:`~emdenoise.likelihood.poisson.support_probability` with the
+        true rate equal to hypothesis 1. Below :data:`DECISIVE_POWER` a negative LLR says
+        little (the column is too faint or too small for this dose), not that it is spurious.
     """
 
     id: int
@@ -129,6 +137,7 @@ class Region:
     observed: float
     llr: float
     llr_per_pixel: float
+    power: float
 
     @property
     def supported(self) -> bool:
@@ -366,6 +375,7 @@ def _test_regions(y, d, labels, blobs, vacuum_level, map_units) -> tuple[list[Re
                 id=new_id, row=blob.row, col=blob.col, radius=blob.radius, pixels=int(sizes[k]),
                 intensity=float(intensity[k]), observed=float(observed[k]),
                 llr=float(llr[k]), llr_per_pixel=float(llr[k] / sizes[k]),
+                power=support_probability(intensity[k], int(sizes[k]), intensity[k], vacuum_level),
             )
         )
         values[new_id] = llr[k] / sizes[k] if map_units == "per-pixel" else llr[k]
@@ -381,7 +391,12 @@ def summary_message(regions: list[Region], polarity: str, vacuum_level: float) -
             "the map is empty - lower the detection threshold or widen the blob sizes if columns are visible."
         )
     supported = sum(r.supported for r in regions)
+    faint = sum(r.power < DECISIVE_POWER for r in regions)
+    undecided = (
+        f"; {faint} too faint to decide at this dose (power < {DECISIVE_POWER:.0%}, see the table)"
+        if faint else ""
+    )
     return (
         f"{len(regions)} {polarity} column regions tested against vacuum at {vacuum_level:.3g} counts/px: "
-        f"{supported} supported by the counts (LLR > 0), {len(regions) - supported} contradicted (LLR <= 0)."
+        f"{supported} supported by the counts (LLR > 0), {len(regions) - supported} contradicted (LLR <= 0){undecided}."
     )

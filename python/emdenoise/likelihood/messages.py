@@ -73,7 +73,7 @@ def summary_message(result: LikelihoodResult) -> pb.LikelihoodSummary:
         regions=[
             pb.LikelihoodRegion(
                 id=r.id, row=r.row, col=r.col, radius=r.radius, pixels=r.pixels, intensity=r.intensity,
-                observed=r.observed, llr=r.llr, llr_per_pixel=r.llr_per_pixel,
+                observed=r.observed, llr=r.llr, llr_per_pixel=r.llr_per_pixel, power=r.power,
             )
             for r in result.regions
         ],
@@ -121,7 +121,7 @@ def result_from_responses(responses: Iterable[pb.LikelihoodResponse]) -> Likelih
     regions = [
         Region(
             id=int(r.id), row=r.row, col=r.col, radius=r.radius, pixels=int(r.pixels), intensity=r.intensity,
-            observed=r.observed, llr=r.llr, llr_per_pixel=r.llr_per_pixel,
+            observed=r.observed, llr=r.llr, llr_per_pixel=r.llr_per_pixel, power=r.power,
         )
         for r in summary.regions
     ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy import stats
 from scipy.special import gammaln
 
 #: Smallest rate a hypothesis may state [counts/px]. A rate of exactly zero makes any
@@ -107,3 +110,45 @@ def region_llrs(counts: np.ndarray, labels: np.ndarray, column_rates: np.ndarray
     a = np.maximum(np.asarray(column_rates, dtype=np.float64), RATE_FLOOR)
     b = max(float(vacuum_rate), RATE_FLOOR)
     return sums * np.log(a / b) - sizes * (a - b)
+
+
+def support_probability(true_rate: float, pixels: int, column_rate: float, vacuum_rate: float) -> float:
+    """Exact probability that a region's LLR comes out positive.
+
+    Parameters
+    ----------
+    true_rate : float
+        Poisson rate the region's pixels really have [counts/px].
+    pixels : int
+        Pixels in the region.
+    column_rate, vacuum_rate : float
+        Hypotheses 1 and 2 of the test [counts/px].
+
+    Returns
+    -------
+    float
+        ``P(LLR > 0)``. ``LLR = S log(a / b) - n (a - b) > 0`` with ``S ~ Poisson(n *
+        true_rate)`` the region's count sum: for ``a > b`` that is ``S > n (a - b) /
+        log(a / b)``, for ``a < b`` the reverse.
+
+    Notes
+    -----
+    Seed 003, sec. 3: the rate at which the likelihood-ratio test can support a column of
+    that size and contrast at that dose, whatever the software. With ``true_rate =
+    column_rate`` it is the test's power for that column (:attr:`Region.power`).
+
+    Examples
+    --------
+    >>> round(support_probability(0.55, 160, 0.55, 0.45), 2)  # a faint 160 px column at 0.45 counts/px
+    0.82
+    >>> support_probability(0.45, 100, 0.45, 0.45)  # no contrast: never supported
+    0.0
+    """
+    a, b = float(column_rate), float(vacuum_rate)
+    if a == b:
+        return 0.0
+    threshold = pixels * (a - b) / math.log(a / b)
+    mean = pixels * float(true_rate)
+    if a > b:
+        return float(stats.poisson.sf(math.floor(threshold), mean))
+    return float(stats.poisson.cdf(math.ceil(threshold) - 1, mean))

@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from emdenoise.likelihood.compute import LikelihoodSettings, detect_regions, likelihood_map
+from emdenoise.likelihood.poisson import support_probability
 
 SBD_DOSE = 0.45  # counts/px in the vacuum (seed 003, sec. 4)
 
@@ -131,24 +132,6 @@ def plant_spurious_column(
     planted = estimate.copy()
     planted[row - reach : row + reach + 1, col - reach : col + reach + 1] += patch
     return planted, PlantedColumn(int(row), int(col), source_index + 1)
-
-
-def support_probability(true_rate: float, pixels: int, column_rate: float, vacuum_rate: float) -> float:
-    """Exact probability that a region's LLR comes out positive.
-
-    ``LLR = S log(a / b) - n (a - b) > 0`` with ``S ~ Poisson(n * true_rate)`` the region's
-    count sum: for ``a > b`` that is ``S > n (a - b) / log(a / b)``, for ``a < b`` the
-    reverse. This is the rate at which a test of seed 003 sec. 3 can support a column of
-    that size and contrast at that dose, whatever the software.
-    """
-    a, b = float(column_rate), float(vacuum_rate)
-    if a == b:
-        return 0.0
-    threshold = pixels * (a - b) / math.log(a / b)
-    mean = pixels * float(true_rate)
-    if a > b:
-        return float(stats.poisson.sf(math.floor(threshold), mean))
-    return float(stats.poisson.cdf(math.ceil(threshold) - 1, mean))
 
 
 @dataclass

@@ -145,7 +145,7 @@ class LikelihoodRequest(_message.Message):
     def __init__(self, options: _Optional[_Union[LikelihoodOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
 
 class LikelihoodRegion(_message.Message):
-    __slots__ = ("id", "row", "col", "radius", "pixels", "intensity", "observed", "llr", "llr_per_pixel")
+    __slots__ = ("id", "row", "col", "radius", "pixels", "intensity", "observed", "llr", "llr_per_pixel", "power")
     ID_FIELD_NUMBER: _ClassVar[int]
     ROW_FIELD_NUMBER: _ClassVar[int]
     COL_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class LikelihoodRegion(_message.Message):
     OBSERVED_FIELD_NUMBER: _ClassVar[int]
     LLR_FIELD_NUMBER: _ClassVar[int]
     LLR_PER_PIXEL_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
     id: int
     row: float
     col: float
@@ -164,7 +165,8 @@ class LikelihoodRegion(_message.Message):
     observed: float
     llr: float
     llr_per_pixel: float
-    def __init__(self, id: _Optional[int] = ..., row: _Optional[float] = ..., col: _Optional[float] = ..., radius: _Optional[float] = ..., pixels: _Optional[int] = ..., intensity: _Optional[float] = ..., observed: _Optional[float] = ..., llr: _Optional[float] = ..., llr_per_pixel: _Optional[float] = ...) -> None: ...
+    power: float
+    def __init__(self, id: _Optional[int] = ..., row: _Optional[float] = ..., col: _Optional[float] = ..., radius: _Optional[float] = ..., pixels: _Optional[int] = ..., intensity: _Optional[float] = ..., observed: _Optional[float] = ..., llr: _Optional[float] = ..., llr_per_pixel: _Optional[float] = ..., power: _Optional[float] = ...) -> None: ...
 
 class LikelihoodSummary(_message.Message):
     __slots__ = ("regions", "vacuum_level", "vacuum_pixels", "polarity", "map_units", "message")

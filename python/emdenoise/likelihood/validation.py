@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from emdenoise.likelihood.compute import LikelihoodSettings, detect_regions, likelihood_map
+from emdenoise.likelihood.compute import DECISIVE_POWER, LikelihoodSettings, detect_regions, likelihood_map
 from emdenoise.likelihood.poisson import support_probability
 
 SBD_DOSE = 0.45  # counts/px in the vacuum (seed 003, sec. 4)
@@ -153,6 +153,8 @@ class Trial:
     particle_regions: int = 0  # true regions centred on a known column of the particle
     particle_supported: int = 0
     particle_expected: float = 0.0
+    decisive_regions: int = 0  # true regions with power >= DECISIVE_POWER
+    decisive_supported: int = 0
 
 
 def fig4_trial(
@@ -210,6 +212,8 @@ def fig4_trial(
         particle_regions=len(particle),
         particle_supported=sum(r.supported for r in particle),
         particle_expected=sum(expected(r) for r in particle),
+        decisive_regions=sum(r.power >= DECISIVE_POWER for r in true),
+        decisive_supported=sum(r.supported for r in true if r.power >= DECISIVE_POWER),
     )
 
 
@@ -232,6 +236,8 @@ def summarise(trials: list[Trial]) -> dict:
         "particle_regions": particle_total,
         "particle_supported": sum(t.particle_supported for t in trials) / max(particle_total, 1),
         "particle_supported_expected": sum(t.particle_expected for t in trials) / max(particle_total, 1),
+        "decisive_fraction": sum(t.decisive_regions for t in trials) / max(true_total, 1),
+        "decisive_supported": sum(t.decisive_supported for t in trials) / max(sum(t.decisive_regions for t in trials), 1),
     }
 
 
@@ -318,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                     break
         print(f"{name}: done at {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     print("dose   trials  spurious: detected contradicted (expected) median-LLR   "
-          "true: regions supported (expected)   particle: regions supported (expected)")
+          "true: regions supported (expected)   particle: regions supported (expected)   "
+          "decisive: share supported")
     for dose, rows in trials.items():
         if not rows:
             continue
@@ -327,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{dose:<6g} {s['trials']:>6d}  {s['spurious_detected']:>18.3f} {s['spurious_contradicted']:>12.3f} "
             f"({s['spurious_contradicted_expected']:.3f}) {s['spurious_llr_median']:>10.2f}   "
             f"{s['true_regions']:>12d} {s['true_supported']:>9.3f} ({s['true_supported_expected']:.3f})   "
-            f"{s['particle_regions']:>16d} {s['particle_supported']:>9.3f} ({s['particle_supported_expected']:.3f})"
+            f"{s['particle_regions']:>16d} {s['particle_supported']:>9.3f} ({s['particle_supported_expected']:.3f})   "
+            f"{s['decisive_fraction']:>14.3f} {s['decisive_supported']:>9.3f}"
         )
     return 0
 

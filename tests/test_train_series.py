@@ -207,6 +207,35 @@ def test_thinned_error_ranks_restorations_like_the_true_error_when_atoms_move():
     assert paired[0.8] > paired[3.0]  # the paired error would have kept the blur
 
 
+@pytest.mark.parametrize("variance", [0.6, 1.0, 4.0])
+def test_peak_variance_is_read_from_noisy_frames(variance):
+    from emdenoise.train.peak_width import peak_variance
+
+    rng = np.random.default_rng(8)
+    clean = np.stack([noise2atom_clean(rng, lattice=192, crop=96, positions=(30, 40), variance=(variance, variance))[0]
+                      for _ in range(20)])
+    noisy = rng.poisson(2.0 * clean + 0.05)
+    assert peak_variance(noisy) == pytest.approx(variance, rel=0.25)
+
+
+def test_a_sharp_series_gets_a_matched_clean_domain_and_the_averaged_generator():
+    from emdenoise.train.noise2atom import preset, train_noise2atom
+    from emdenoise.train.peak_width import peak_variance
+
+    rng = np.random.default_rng(9)
+    image, _ = noise2atom_clean(rng, lattice=128, crop=64, positions=(20, 30), variance=(0.3, 0.3))
+    noisy = rng.poisson(np.broadcast_to(4.0 * image + 0.1, (12, 64, 64))).astype(np.float64)
+    config = preset("tiny", match_peak_width=True, warmup_steps=2, warmup_loss="l2", ema_decay=0.9, steps=4)
+    trained = train_noise2atom(noisy, config, held_out=(0, 1))
+    low, high = trained.clean_variance
+    assert high < 1.0 and high == pytest.approx(2.5 * low, rel=0.02)  # [v / 2, 1.25 v], v from the frames
+    assert 0.5 * peak_variance(noisy) == pytest.approx(low, rel=0.2)
+    assert trained.warmup_sigma == pytest.approx(np.sqrt(high), abs=1e-2)
+    assert trained.steps == 4 and np.isfinite([h["thinned_mse"] for h in trained.history]).all()
+    with pytest.raises(UserError, match="warmup_loss"):
+        preset("tiny", warmup_loss="l3")
+
+
 # -- the job API on a real server ---------------------------------------------------------
 def test_training_job_end_to_end_on_a_real_server(env, tmp_path):
     clean, noisy = stem_series()

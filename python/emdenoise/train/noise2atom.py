@@ -41,6 +41,17 @@ from emdenoise.errors import UserError
 #: Clean-domain intensity (atoms per position x Gaussian peak of 1) mapped to +1.
 CLEAN_SCALE = 4.0
 
+#: Clean images and warm-up targets span [-TARGET_RANGE, TARGET_RANGE], not [-1, 1]: a
+#: background of exactly -1 is only reached by a saturated tanh, whose vanishing gradient
+#: then holds the generator on an empty image (seen in CPU warm-ups on sparse, sharp peaks).
+#: The output is mapped to counts by a fitted line, so the range costs nothing downstream.
+TARGET_RANGE = 0.9
+
+
+def to_target_range(unit: np.ndarray) -> np.ndarray:
+    """[0, 1] intensities to the generator's target range (see :data:`TARGET_RANGE`)."""
+    return (np.clip(unit, 0, 1) * 2 - 1) * TARGET_RANGE
+
 
 @dataclass(frozen=True)
 class Noise2AtomConfig:
@@ -73,6 +84,25 @@ class Noise2AtomConfig:
         critic then sharpens into Gaussian peaks. Counted in ``steps``.
     warmup_lr : float
         RMSProp learning rate of the warm-up (the adversarial phase uses ``lr``).
+    warmup_sigma : float
+        Gaussian sigma [px] of the warm-up target (replaced when ``match_peak_width``
+        narrows the clean domain: then the square root of its largest variance).
+    warmup_loss : {"l1", "l2"}
+        Distance to the warm-up target. The L1 optimum of sparse, sharp peaks can be the
+        empty background (each pixel's median), which a saturated tanh does not leave; on
+        the simulated 0.06 counts/px series with a matched clean domain, L1 warm-ups
+        collapsed to a constant in 2 of 2 runs at warm-up learning rate 1e-3; L2 warm-ups
+        also collapsed at 1e-3 in 3 of 7 runs, none at 3e-4 (3 runs).
+    match_peak_width : bool
+        Place the clean domain's variance range at the series' own peak width
+        (:func:`emdenoise.train.peak_width.clean_variance_for`) when that lies outside
+        ``clean_variance``. Seed 004's 1-10 px^2 suits its sampling; for sharper peaks a
+        critic trained on broad ones makes the generator blur.
+    ema_decay : float
+        When nonzero, the generator scored, kept and exported is the exponential moving
+        average of ``Ms2c``'s weights over the adversarial steps with this decay (Yazici et
+        al. 2019, "The unusual effectiveness of averaging in GAN training"; an emdenoise
+        addition, 0 in the paper preset), which damps the step-to-step swings of a short run.
     frames : int
         Frames sampled from the series for training (~100; seed 004 uses 120).
     steps : int
@@ -105,6 +135,10 @@ class Noise2AtomConfig:
     identity: float = 0.0
     warmup_steps: int = 0
     warmup_lr: float = 1e-3
+    warmup_sigma: float = 1.0
+    warmup_loss: str = "l1"
+    match_peak_width: bool = False
+    ema_decay: float = 0.0
     frames: int = 100
     steps: int = 20000
     max_seconds: float = 0.0
@@ -113,6 +147,10 @@ class Noise2AtomConfig:
     clean_pool: int = 2048
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self):
+        if self.warmup_loss not in ("l1", "l2"):
+            raise UserError(f"warmup_loss {self.warmup_loss!r} is not known; choose l1 or l2.")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +170,8 @@ class Noise2AtomConfig:
 PRESETS: dict[str, Noise2AtomConfig] = {
     "paper": Noise2AtomConfig(),
     "cpu": Noise2AtomConfig(width=8, residual_blocks=2, critic_width=8, crop=64, steps=2000, eval_every=50,
-                            clean_pool=1024, lr=1e-4, warmup_steps=100, warmup_lr=1e-3),
+                            clean_pool=1024, lr=2e-5, warmup_steps=400, warmup_lr=3e-4, warmup_loss="l2",
+                            match_peak_width=True, ema_decay=0.99),
     "tiny": Noise2AtomConfig(width=4, residual_blocks=1, critic_width=4, crop=48, batch=2, critic_steps=1,
                              steps=4, eval_every=2, clean_pool=8, frames=8),
 }
@@ -161,6 +200,8 @@ class TrainedSeries:
     held_out: tuple[int, int] = (0, 1)
     frames_used: list[int] = field(default_factory=list)
     device: str = "cpu"
+    clean_variance: tuple = (1.0, 10.0)  # as trained (after match_peak_width)
+    warmup_sigma: float = 1.0
 
 
 class Cancelled(Exception):
@@ -173,7 +214,7 @@ def input_scale(counts: np.ndarray) -> float:
 
 
 def clean_pool(config: Noise2AtomConfig, rng: np.random.Generator) -> np.ndarray:
-    """Simulated clean images of seed 004's domain at the training crop size, in [-1, 1].
+    """Simulated clean images of seed 004's domain at the training crop size, in +-:data:`TARGET_RANGE`.
 
     The paper samples 75-150 positions on a 256 x 256 lattice and crops its central 128 x
     128; for other crop sizes the lattice is ``2 * crop`` and the position count is scaled
@@ -187,7 +228,7 @@ def clean_pool(config: Noise2AtomConfig, rng: np.random.Generator) -> np.ndarray
     for i in range(config.clean_pool):
         image, _ = noise2atom_clean(rng, lattice=2 * config.crop, crop=config.crop, positions=positions,
                                     variance=tuple(config.clean_variance))
-        images[i] = np.clip(image / CLEAN_SCALE, 0, 1) * 2 - 1
+        images[i] = to_target_range(image / CLEAN_SCALE)
     return images
 
 
@@ -215,7 +256,7 @@ def warmup_targets(counts: np.ndarray, sigma: float = 1.0) -> np.ndarray:
 
     smooth = np.stack([gaussian_filter(frame.astype(np.float64), sigma) for frame in counts])
     level = max(float(np.percentile(smooth, 99.9)), 1e-6)
-    return (np.clip(smooth / level * 3.0 / CLEAN_SCALE, 0, 1) * 2 - 1).astype(np.float32)
+    return to_target_range(smooth / level * 3.0 / CLEAN_SCALE).astype(np.float32)
 
 
 def _pad_to(image, multiple: int):
@@ -318,6 +359,21 @@ def score_pair(generator, counts: np.ndarray, pair: tuple[int, int], scale: floa
             "output_mean": float(ra.mean()), "output_std": float(ra.std())}
 
 
+def _update_average(average, model, decay: float):
+    """``average <- decay * average + (1 - decay) * model`` parameter by parameter (a copy of
+    ``model`` on the first call); returns the average."""
+    import torch
+
+    if average is None:
+        return copy.deepcopy(model)
+    with torch.no_grad():
+        for mean, current in zip(average.parameters(), model.parameters()):
+            mean.mul_(decay).add_(current, alpha=1.0 - decay)
+        for mean, current in zip(average.buffers(), model.buffers()):
+            mean.copy_(current)
+    return average
+
+
 def gradient_penalty(critic, real, fake):
     """``E (1 - ||dD(y)/dy||_2)^2`` over ``y = u * real + (1 - u) * fake`` (seed 004 eq. 3-5)."""
     import torch
@@ -370,8 +426,15 @@ def train_noise2atom(
     chosen = sorted(rng.choice(train_idx, size=min(c.frames, len(train_idx)), replace=False).tolist())
     scale = input_scale(counts[chosen])
     noisy = (np.clip(counts[chosen] / scale, 0, 1) * 2 - 1).astype(np.float32)
-    guide = warmup_targets(counts[chosen]) if c.warmup_steps else None
-    on_event({"kind": "status", "message": f"simulating {c.clean_pool} clean Gaussian-peak images (seed 004 domain)"})
+    if c.match_peak_width:
+        from emdenoise.train.peak_width import clean_variance_for
+
+        variance = clean_variance_for(counts[chosen], tuple(c.clean_variance))
+        if variance != tuple(c.clean_variance):
+            c = replace(c, clean_variance=variance, warmup_sigma=round(math.sqrt(variance[1]), 3))
+    guide = warmup_targets(counts[chosen], c.warmup_sigma) if c.warmup_steps else None
+    on_event({"kind": "status", "message": f"simulating {c.clean_pool} clean Gaussian-peak images (seed 004 domain, "
+                                           f"variance {c.clean_variance[0]:g}-{c.clean_variance[1]:g} px^2)"})
     clean = clean_pool(c, rng)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
@@ -419,6 +482,7 @@ def train_noise2atom(
         return loss_d, loss_gan, loss_cycle, loss_lfc, loss
 
     history: list[dict[str, Any]] = []
+    average = None  # exponential moving average of Ms2c over the adversarial steps (ema_decay)
     best_error, best_state, best_step = math.inf, None, 0
     started = time.monotonic()
     stopped = "steps"
@@ -433,7 +497,8 @@ def train_noise2atom(
             s, target = noisy_batch(with_guide=True)
             real = clean_batch()
             translated = ms2c(s)
-            loss_warm = (translated - target).abs().mean()
+            gap = translated - target
+            loss_warm = (gap * gap).mean() if c.warmup_loss == "l2" else gap.abs().mean()
             loss_lfc = (ms2b(s) - ms2b(mc2s(translated))).abs().mean()
             loss_cycle = (real - ms2c(mc2s(real))).abs().mean()
             loss = loss_warm + c.beta * loss_cycle + loss_lfc
@@ -443,6 +508,9 @@ def train_noise2atom(
             loss_d = loss_gan = torch.zeros((), device=device)
         else:
             loss_d, loss_gan, loss_cycle, loss_lfc, loss = adversarial_step()
+            if c.ema_decay:
+                average = _update_average(average, ms2c, c.ema_decay)
+        kept = average if average is not None else ms2c  # what is scored, kept and exported
         elapsed = time.monotonic() - started
         out_of_time = bool(c.max_seconds) and elapsed >= c.max_seconds
         last = step == c.steps or out_of_time
@@ -457,12 +525,12 @@ def train_noise2atom(
                            "lfc": loss_lfc.item(), "total": loss.item()},
             }
             if step % c.eval_every == 0 or last:
-                event.update(score_pair(ms2c, counts, held_out, scale))
+                event.update(score_pair(kept, counts, held_out, scale))
                 history.append({k: event[k] for k in ("step", "elapsed", "css", "paired_mse", "thinned_mse")}
                                | event["losses"])
                 if event["thinned_mse"] < best_error:
                     best_error, best_step = event["thinned_mse"], step
-                    best_state = copy.deepcopy(ms2c.state_dict())
+                    best_state = copy.deepcopy(kept.state_dict())
             on_event(event)
         if out_of_time:
             stopped = "time limit"
@@ -474,6 +542,7 @@ def train_noise2atom(
     return TrainedSeries(
         generator=ms2c.cpu().eval(), device=device.type, scale=scale, gain_out=gain_out, offset_out=offset_out, steps=step,
         best_step=best_step or step, stopped=stopped, seconds=time.monotonic() - started, history=history,
-        held_out=tuple(held_out), frames_used=chosen,
+        held_out=tuple(held_out), frames_used=chosen, clean_variance=tuple(c.clean_variance),
+        warmup_sigma=c.warmup_sigma,
     )
 

@@ -72,7 +72,8 @@ def build_card(model_id: str, trained, config: dict[str, Any], series: dict[str,
             "dose_counts_per_px": dose,
             "gain": series["gain"], "offset": series["offset"], "calibration": series["source"],
             "clean_domain": "seed 004 Gaussian peaks (emdenoise.simulate.stem.noise2atom_clean), variance "
-                            f"{list(config['clean_variance'])} px^2",
+                            f"{list(trained.clean_variance)} px^2"
+                            + (" (matched to the series' peak width)" if config.get("match_peak_width") else ""),
         },
         "training": {
             "method": "Noise2Atom (seed 004): WGAN-GP critic, cycle and low-frequency cycle losses",

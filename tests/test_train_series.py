@@ -218,14 +218,14 @@ def test_peak_variance_is_read_from_noisy_frames(variance):
     assert peak_variance(noisy) == pytest.approx(variance, rel=0.25)
 
 
-def test_a_sharp_series_gets_a_matched_clean_domain_and_the_averaged_generator():
+def test_a_sharp_series_gets_a_matched_clean_domain():
     from emdenoise.train.noise2atom import preset, train_noise2atom
     from emdenoise.train.peak_width import peak_variance
 
     rng = np.random.default_rng(9)
     image, _ = noise2atom_clean(rng, lattice=128, crop=64, positions=(20, 30), variance=(0.3, 0.3))
     noisy = rng.poisson(np.broadcast_to(4.0 * image + 0.1, (12, 64, 64))).astype(np.float64)
-    config = preset("tiny", match_peak_width=True, warmup_steps=2, warmup_loss="l2", ema_decay=0.9, steps=4)
+    config = preset("tiny", match_peak_width=True, warmup_steps=2, warmup_loss="l2", steps=4)
     trained = train_noise2atom(noisy, config, held_out=(0, 1))
     low, high = trained.clean_variance
     assert high < 1.0 and high == pytest.approx(2.5 * low, rel=0.02)  # [v / 2, 1.25 v], v from the frames

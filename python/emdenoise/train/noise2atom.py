@@ -41,18 +41,6 @@ from emdenoise.errors import UserError
 #: Clean-domain intensity (atoms per position x Gaussian peak of 1) mapped to +1.
 CLEAN_SCALE = 4.0
 
-#: Clean images and warm-up targets span [-TARGET_RANGE, TARGET_RANGE], not [-1, 1]: a
-#: background of exactly -1 is only reached by a saturated tanh, whose vanishing gradient
-#: then holds the generator on an empty image (seen in CPU warm-ups on sparse, sharp peaks).
-#: The output is mapped to counts by a fitted line, so the range costs nothing downstream.
-TARGET_RANGE = 0.9
-
-
-def to_target_range(unit: np.ndarray) -> np.ndarray:
-    """[0, 1] intensities to the generator's target range (see :data:`TARGET_RANGE`)."""
-    return (np.clip(unit, 0, 1) * 2 - 1) * TARGET_RANGE
-
-
 @dataclass(frozen=True)
 class Noise2AtomConfig:
     """Network size and training schedule (defaults: seed 004's, "Training Details").
@@ -98,11 +86,6 @@ class Noise2AtomConfig:
         (:func:`emdenoise.train.peak_width.clean_variance_for`) when that lies outside
         ``clean_variance``. Seed 004's 1-10 px^2 suits its sampling; for sharper peaks a
         critic trained on broad ones makes the generator blur.
-    ema_decay : float
-        When nonzero, the generator scored, kept and exported is the exponential moving
-        average of ``Ms2c``'s weights over the adversarial steps with this decay (Yazici et
-        al. 2019, "The unusual effectiveness of averaging in GAN training"; an emdenoise
-        addition, 0 in the paper preset), which damps the step-to-step swings of a short run.
     frames : int
         Frames sampled from the series for training (~100; seed 004 uses 120).
     steps : int
@@ -138,7 +121,6 @@ class Noise2AtomConfig:
     warmup_sigma: float = 1.0
     warmup_loss: str = "l1"
     match_peak_width: bool = False
-    ema_decay: float = 0.0
     frames: int = 100
     steps: int = 20000
     max_seconds: float = 0.0
@@ -170,8 +152,7 @@ class Noise2AtomConfig:
 PRESETS: dict[str, Noise2AtomConfig] = {
     "paper": Noise2AtomConfig(),
     "cpu": Noise2AtomConfig(width=8, residual_blocks=2, critic_width=8, crop=64, steps=2000, eval_every=50,
-                            clean_pool=1024, lr=2e-5, warmup_steps=400, warmup_lr=3e-4, warmup_loss="l2",
-                            match_peak_width=True, ema_decay=0.99),
+                            clean_pool=1024, lr=1e-4, warmup_steps=100, warmup_lr=1e-3),
     "tiny": Noise2AtomConfig(width=4, residual_blocks=1, critic_width=4, crop=48, batch=2, critic_steps=1,
                              steps=4, eval_every=2, clean_pool=8, frames=8),
 }
@@ -214,7 +195,7 @@ def input_scale(counts: np.ndarray) -> float:
 
 
 def clean_pool(config: Noise2AtomConfig, rng: np.random.Generator) -> np.ndarray:
-    """Simulated clean images of seed 004's domain at the training crop size, in +-:data:`TARGET_RANGE`.
+    """Simulated clean images of seed 004's domain at the training crop size, in [-1, 1].
 
     The paper samples 75-150 positions on a 256 x 256 lattice and crops its central 128 x
     128; for other crop sizes the lattice is ``2 * crop`` and the position count is scaled
@@ -228,7 +209,7 @@ def clean_pool(config: Noise2AtomConfig, rng: np.random.Generator) -> np.ndarray
     for i in range(config.clean_pool):
         image, _ = noise2atom_clean(rng, lattice=2 * config.crop, crop=config.crop, positions=positions,
                                     variance=tuple(config.clean_variance))
-        images[i] = to_target_range(image / CLEAN_SCALE)
+        images[i] = np.clip(image / CLEAN_SCALE, 0, 1) * 2 - 1
     return images
 
 
@@ -256,7 +237,7 @@ def warmup_targets(counts: np.ndarray, sigma: float = 1.0) -> np.ndarray:
 
     smooth = np.stack([gaussian_filter(frame.astype(np.float64), sigma) for frame in counts])
     level = max(float(np.percentile(smooth, 99.9)), 1e-6)
-    return to_target_range(smooth / level * 3.0 / CLEAN_SCALE).astype(np.float32)
+    return (np.clip(smooth / level * 3.0 / CLEAN_SCALE, 0, 1) * 2 - 1).astype(np.float32)
 
 
 def _pad_to(image, multiple: int):
@@ -357,21 +338,6 @@ def score_pair(generator, counts: np.ndarray, pair: tuple[int, int], scale: floa
             "thinned_mse": thinned_error(generator, np.stack([a, b]), scale),
             "correlation": correlation,
             "output_mean": float(ra.mean()), "output_std": float(ra.std())}
-
-
-def _update_average(average, model, decay: float):
-    """``average <- decay * average + (1 - decay) * model`` parameter by parameter (a copy of
-    ``model`` on the first call); returns the average."""
-    import torch
-
-    if average is None:
-        return copy.deepcopy(model)
-    with torch.no_grad():
-        for mean, current in zip(average.parameters(), model.parameters()):
-            mean.mul_(decay).add_(current, alpha=1.0 - decay)
-        for mean, current in zip(average.buffers(), model.buffers()):
-            mean.copy_(current)
-    return average
 
 
 def gradient_penalty(critic, real, fake):
@@ -482,7 +448,6 @@ def train_noise2atom(
         return loss_d, loss_gan, loss_cycle, loss_lfc, loss
 
     history: list[dict[str, Any]] = []
-    average = None  # exponential moving average of Ms2c over the adversarial steps (ema_decay)
     best_error, best_state, best_step = math.inf, None, 0
     started = time.monotonic()
     stopped = "steps"
@@ -508,9 +473,6 @@ def train_noise2atom(
             loss_d = loss_gan = torch.zeros((), device=device)
         else:
             loss_d, loss_gan, loss_cycle, loss_lfc, loss = adversarial_step()
-            if c.ema_decay:
-                average = _update_average(average, ms2c, c.ema_decay)
-        kept = average if average is not None else ms2c  # what is scored, kept and exported
         elapsed = time.monotonic() - started
         out_of_time = bool(c.max_seconds) and elapsed >= c.max_seconds
         last = step == c.steps or out_of_time
@@ -525,12 +487,12 @@ def train_noise2atom(
                            "lfc": loss_lfc.item(), "total": loss.item()},
             }
             if step % c.eval_every == 0 or last:
-                event.update(score_pair(kept, counts, held_out, scale))
+                event.update(score_pair(ms2c, counts, held_out, scale))
                 history.append({k: event[k] for k in ("step", "elapsed", "css", "paired_mse", "thinned_mse")}
                                | event["losses"])
                 if event["thinned_mse"] < best_error:
                     best_error, best_step = event["thinned_mse"], step
-                    best_state = copy.deepcopy(kept.state_dict())
+                    best_state = copy.deepcopy(ms2c.state_dict())
             on_event(event)
         if out_of_time:
             stopped = "time limit"

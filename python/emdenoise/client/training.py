@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 
 from emdenoise.v1 import denoiser_pb2 as pb
-from emdenoise.wire import frame_to_chunks
+from emdenoise.wire import HELD_OUT_SCORES, frame_to_chunks
 
 
 def _job(message: pb.TrainingJob) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def _event(message: pb.TrainingEvent) -> dict[str, Any]:
         "elapsed": message.elapsed_seconds, "eta": message.eta_seconds, "message": message.message,
         "model_id": message.model_id,
     }
-    for key in ("css", "paired_mse", "thinned_mse"):
+    for key in HELD_OUT_SCORES:
         event[key] = getattr(message, key) if message.HasField(key) else None
     return event
 
@@ -104,7 +104,7 @@ class EmbeddedTraining:
         return {"job_id": job.id, "state": state.get("state", ""), "model_id": model_id, "message": state.get("message", "")}
 
     def watch(self, job_id: str) -> Iterator[dict[str, Any]]:
-        keys = ("kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "thinned_mse", "elapsed", "eta", "message", "model_id")
+        keys = ("kind", "state", "step", "total_steps", "losses", *HELD_OUT_SCORES, "elapsed", "eta", "message", "model_id")
         for event in self.manager.watch(job_id):
             yield {key: event.get(key, {} if key == "losses" else None) for key in keys}
 

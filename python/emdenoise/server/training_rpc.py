@@ -16,7 +16,7 @@ import grpc
 
 from emdenoise.errors import InvalidInput, UserError
 from emdenoise.v1 import denoiser_pb2 as pb
-from emdenoise.wire import FrameAssembler
+from emdenoise.wire import HELD_OUT_SCORES, FrameAssembler
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def event_message(job_id: str, event: dict) -> pb.TrainingEvent:
     )
     for key, value in (event.get("losses") or {}).items():
         message.losses[key] = float(value)
-    for key in ("css", "paired_mse", "thinned_mse"):
+    for key in HELD_OUT_SCORES:
         if event.get(key) is not None:
             setattr(message, key, float(event[key]))
     return message

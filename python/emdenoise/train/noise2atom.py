@@ -41,6 +41,7 @@ from emdenoise.errors import UserError
 #: Clean-domain intensity (atoms per position x Gaussian peak of 1) mapped to +1.
 CLEAN_SCALE = 4.0
 
+
 @dataclass(frozen=True)
 class Noise2AtomConfig:
     """Network size and training schedule (defaults: seed 004's, "Training Details").

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "emdenoise.commands.likelihood",
     "emdenoise.commands.compress",
     "emdenoise.commands.train_series",
+    "emdenoise.commands.adapt",
     "emdenoise.train.cli",
     "emdenoise.export.cli",
     "emdenoise.bench.cli",

@@ -17,8 +17,9 @@ from emdenoise.v1 import denoiser_pb2 as pb
 # 4 MiB is gRPC's default receive limit and includes framing: stay far below it.
 CHUNK_BYTES = 2 * 1024 * 1024
 #: Optional scores a training progress event carries after each held-out evaluation
-#: (``TrainingEvent`` fields of the same names; seed 004 CSS and the two error estimates).
-HELD_OUT_SCORES = ("css", "paired_mse", "thinned_mse")
+#: (``TrainingEvent`` fields of the same names; seed 004 CSS and the two error estimates,
+#: adapt's held-out error and classical-auto's by the same criterion).
+HELD_OUT_SCORES = ("css", "paired_mse", "thinned_mse", "held_out_mse", "classical_mse")
 # Largest frame one request may announce by default (an 8k x 8k float32 frame is 256 MiB).
 MAX_FRAME_BYTES = 512 << 20
 

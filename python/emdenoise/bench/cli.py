@@ -18,6 +18,7 @@ SUBVERB_MODULES = (
     "emdenoise.bench.autoencoders",
     "emdenoise.bench.engine",
     "emdenoise.bench.compress",
+    "emdenoise.bench.adapt",
 )
 
 

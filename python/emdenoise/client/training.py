@@ -1,4 +1,6 @@
-"""Noise2Atom training jobs from the client (seed 004): the same calls for a server and in-process.
+"""Training jobs from the client: the same calls for a server and in-process.
+
+``recipe`` is ``noise2atom`` (seed 004, ``train-series``) or ``adapt`` (issue 18).
 
 ``start`` streams the series and returns ``{"job_id", "state", "model_id", "message"}``;
 ``watch`` yields progress dictionaries (``kind``, ``state``, ``step``, ``total_steps``,
@@ -50,10 +52,11 @@ class RemoteTraining:
 
     def start(self, frames: Iterable[np.ndarray] | None, model_id: str, *, gain: float | None = None,
               offset: float | None = None, preset: str = "cpu", settings: dict | None = None,
-              series_name: str = "", server_path: str = "", frame_count: int = 0) -> dict[str, Any]:
+              series_name: str = "", server_path: str = "", frame_count: int = 0,
+              recipe: str = "noise2atom") -> dict[str, Any]:
         options = pb.TrainSeriesOptions(model_id=model_id, preset=preset, series_name=series_name,
                                         settings_json=json.dumps(settings or {}), server_path=server_path,
-                                        frame_count=frame_count)
+                                        frame_count=frame_count, recipe=recipe)
         if gain is not None:
             options.gain = float(gain)
         if offset is not None:
@@ -93,13 +96,14 @@ class EmbeddedTraining:
         self.manager = jobs_for_engine(engine)
 
     def start(self, frames, model_id: str, *, gain=None, offset=None, preset: str = "cpu", settings=None,
-              series_name: str = "", server_path: str = "", frame_count: int = 0) -> dict[str, Any]:
+              series_name: str = "", server_path: str = "", frame_count: int = 0,
+              recipe: str = "noise2atom") -> dict[str, Any]:
         if server_path:
             from emdenoise.train.series_checks import read_series_file
 
             frames = read_series_file(server_path)
         job = self.manager.start(list(frames), model_id, gain=gain, offset=offset, preset=preset,
-                                 settings=settings, series_name=series_name)
+                                 settings=settings, series_name=series_name, recipe=recipe)
         state = job.state()
         return {"job_id": job.id, "state": state.get("state", ""), "model_id": model_id, "message": state.get("message", "")}
 

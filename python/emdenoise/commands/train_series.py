@@ -71,8 +71,10 @@ def _read_series(path: Path) -> tuple[list, str]:
 
 
 def format_event(event: dict) -> str | None:
-    """One progress line for an event (None: nothing to print)."""
+    """One progress line for an event of a Noise2Atom or adapt job (None: nothing to print)."""
     kind = event.get("kind")
+    if kind == "progress" and "train" in (event.get("losses") or {}):
+        return _adapt_line(event)
     if kind == "progress":
         losses = event.get("losses") or {}
         line = (f"step {event['step']}/{event['total_steps']}  critic {losses.get('critic', 0):.3g}  "
@@ -87,6 +89,15 @@ def format_event(event: dict) -> str | None:
     return None
 
 
+def _adapt_line(event: dict) -> str:
+    """Progress of an adapt job: training loss, and after an evaluation both held-out errors."""
+    line = f"step {event['step']}  train loss {event['losses']['train']:.4g}"
+    if event.get("held_out_mse") is not None and event.get("classical_mse"):
+        line += (f"  | held-out error {event['held_out_mse']:.4g}, classical-auto {event['classical_mse']:.4g} "
+                 f"({event['held_out_mse'] / event['classical_mse']:.3f}x)")
+    return line + f"  | {event.get('elapsed', 0):.0f} s, {event.get('eta', 0):.0f} s left"
+
+
 def follow(training, job_id: str, *, out=None) -> int:
     """Print a job's events until it ends (to ``out``, default the current stdout); Ctrl-C cancels it.
     Returns the exit code."""
@@ -99,7 +110,7 @@ def follow(training, job_id: str, *, out=None) -> int:
                 final = event
                 continue
             line = format_event(event)
-            evaluated = event.get("css") is not None
+            evaluated = event.get("css") is not None or event.get("held_out_mse") is not None
             if line and (evaluated or event.get("kind") != "progress" or time.monotonic() - last_print > 2):
                 print(line, file=out, flush=True)
                 last_print = time.monotonic()

@@ -27,6 +27,31 @@ def write_card(folder: str | Path, card: dict[str, Any]) -> Path:
     return path
 
 
+def install_model_folder(staging: str | Path, models_dir: str | Path, model_id: str) -> Path:
+    """Copy a finished model folder to ``models_dir/model_id`` and rename it into place.
+
+    A server scanning ``models_dir`` never sees half a model; an id taken meanwhile is
+    refused, never replaced.
+    """
+    import os
+    import shutil
+
+    from emdenoise.errors import UserError
+
+    models_dir = Path(models_dir)
+    target = models_dir / model_id
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        raise UserError(f"a model {model_id} appeared in {models_dir} while training; choose another --name.")
+    incoming = models_dir / f".{model_id}.incoming"
+    if incoming.exists():
+        shutil.rmtree(incoming)
+    shutil.copytree(staging, incoming)
+    os.replace(incoming, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def card_and_bench_result(folder: str | Path, bench_json: str | Path, unreadable: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The card of ``folder`` and the benchmark result in ``bench_json``, to attach metrics.
 

@@ -80,8 +80,11 @@ class TrainingJobs:
     # -- starting -------------------------------------------------------------------------
     def start(self, frames: Sequence[np.ndarray], model_id: str, *, gain: float | None = None,
               offset: float | None = None, preset: str = "cpu", settings: dict[str, Any] | None = None,
-              series_name: str = "") -> Job:
-        """Check the series, write the job and start its worker; returns the job.
+              series_name: str = "", recipe: str = "noise2atom") -> Job:
+        """Check the frames, write the job and start its worker; returns the job.
+
+        ``recipe`` is ``noise2atom`` (seed 004, ``train-series``) or ``adapt`` (issue 18:
+        self-supervised training on the user's frames, :meth:`start_adapt`).
 
         Raises
         ------
@@ -92,17 +95,15 @@ class TrainingJobs:
         ResourceExhausted
             ``max_jobs`` jobs are already training.
         """
-        from emdenoise.engine.cards import MODEL_ID_PATTERN
+        if recipe == "adapt":
+            return self.start_adapt(frames, model_id, gain=gain, offset=offset, settings=settings,
+                                    sources=[series_name] if series_name else [])
+        if recipe not in ("noise2atom", ""):
+            raise InvalidInput(f"unknown training recipe {recipe!r}; use noise2atom (train-series) or adapt.")
         from emdenoise.train.noise2atom import preset as make_preset
         from emdenoise.train.series_checks import check_series
 
-        if not self.torch_check():
-            raise TorchMissing(TORCH_HINT)
-        if not MODEL_ID_PATTERN.match(model_id or ""):
-            raise InvalidInput(f"model name {model_id!r} must be a lowercase id like n2a-mysample-1 "
-                               "(letters, digits, dashes; at least one dash); choose another --name.")
-        if (self.models_dir / model_id).exists():
-            raise InvalidInput(f"a model {model_id} already exists in {self.models_dir}; choose another --name or delete that folder.")
+        self._check_new_model(model_id)
         settings = dict(settings or {})
         try:
             config = replace(make_preset(preset), **settings)
@@ -115,6 +116,68 @@ class TrainingJobs:
         t, h, w = series.counts.shape
         if min(h, w) < config.crop:
             config = replace(config, crop=_largest_crop(min(h, w), config.depth))
+        return self._create({
+            "recipe": "noise2atom",
+            "model_id": model_id,
+            "models_dir": str(self.models_dir),
+            "owner_pid": os.getpid(),
+            "config": config.as_dict(),
+            "preset": preset,
+            "series": {"name": series_name, "frames": t, "shape": [h, w], "dose": series.dose,
+                       "gain": series.gain, "offset": series.offset, "source": series.source,
+                       "notes": list(series.notes), "held_out": list(series.held_out)},
+        }, {"series.npy": series.counts})
+
+    def start_adapt(self, frames: Sequence[np.ndarray], model_id: str, *, gain: float | None = None,
+                    offset: float | None = None, settings: dict[str, Any] | None = None,
+                    sources: Sequence[str] = ()) -> Job:
+        """Start an ``adapt`` job (issue 18); checks run here, before any worker starts.
+
+        ``settings`` holds :class:`emdenoise.adapt.train.AdaptConfig` fields plus ``method``
+        (auto | pair | thinning | blindspot), ``from_model`` (an earlier adapted model) and
+        ``modality`` (recorded on the card).
+        """
+        from emdenoise.adapt.data import prepare
+
+        self._check_new_model(model_id)
+        settings = dict(settings or {})
+        method = str(settings.pop("method", "auto") or "auto")
+        from_model = settings.pop("from_model", None) or None
+        modality = str(settings.pop("modality", "any") or "any")
+        data = prepare(frames, method=method, gain=gain, offset=offset)
+        config = _adapt_config(settings)
+        if from_model:
+            from emdenoise.adapt.export import adaptable_weights
+            from emdenoise.engine.repository import bundled_models_dir
+
+            adaptable_weights(from_model, [self.models_dir, bundled_models_dir()])
+        summary = data.summary()
+        return self._create({
+            "recipe": "adapt",
+            "model_id": model_id,
+            "models_dir": str(self.models_dir),
+            "owner_pid": os.getpid(),
+            "config": config,
+            "from_model": from_model,
+            "modality": modality,
+            "sources": list(sources),
+            "data": {**summary, "half_width": data.half_width, "shifts": summary["shifts"]},
+        }, {"train.npy": data.train, "held_out.npy": data.held_out})
+
+    def _check_new_model(self, model_id: str) -> None:
+        from emdenoise.engine.cards import MODEL_ID_PATTERN
+
+        if not self.torch_check():
+            raise TorchMissing(TORCH_HINT)
+        if not MODEL_ID_PATTERN.match(model_id or ""):
+            raise InvalidInput(f"model name {model_id!r} must be a lowercase id like n2a-mysample-1 "
+                               "(letters, digits, dashes; at least one dash); choose another --name.")
+        if (self.models_dir / model_id).exists():
+            raise InvalidInput(f"a model {model_id} already exists in {self.models_dir}; choose another --name or delete that folder.")
+
+    def _create(self, request: dict[str, Any], arrays: dict[str, np.ndarray]) -> Job:
+        """Write the job folder (request and arrays) and start its worker, within ``max_jobs``."""
+        model_id = request["model_id"]
         with self._lock:
             self._reap()
             if self.active() >= self.max_jobs:
@@ -123,17 +186,9 @@ class TrainingJobs:
             if any(j.request.get("model_id") == model_id and j.state().get("state") not in TERMINAL
                    for j in self.store.jobs()):
                 raise InvalidInput(f"a job training {model_id} is already running; choose another --name.")
-            job = self.store.create({
-                "model_id": model_id,
-                "models_dir": str(self.models_dir),
-                "owner_pid": os.getpid(),
-                "config": config.as_dict(),
-                "preset": preset,
-                "series": {"name": series_name, "frames": t, "shape": [h, w], "dose": series.dose,
-                           "gain": series.gain, "offset": series.offset, "source": series.source,
-                           "notes": list(series.notes), "held_out": list(series.held_out)},
-            })
-            np.save(job.file("series.npy"), series.counts, allow_pickle=False)
+            job = self.store.create(request)
+            for name, array in arrays.items():
+                np.save(job.file(name), array, allow_pickle=False)
             self._spawn(job)
         return job
 
@@ -232,6 +287,13 @@ def jobs_for_engine(engine, *, max_jobs: int = 1, models_dir: Path | None = None
         repository.refresh()
 
     return TrainingJobs(models_dir, max_jobs=max_jobs, on_model=registered, **options)
+
+
+def _adapt_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """Checked :class:`emdenoise.adapt.train.AdaptConfig` fields, without importing torch."""
+    from emdenoise.adapt.config import AdaptConfig
+
+    return AdaptConfig.from_dict(settings).as_dict()
 
 
 def _largest_crop(side: int, depth: int) -> int:

@@ -6,6 +6,7 @@
 * :mod:`~emdenoise.models.ede_mlp` -- Ede's kernels and MLPs (seed 002, sec. 3)
 * :mod:`~emdenoise.models.ede_xception` -- Ede & Beanland's atrous encoder-decoder (seed 001, sec. 2)
 * :mod:`~emdenoise.models.autoencoder` -- Ede's denoising autoencoders (seed 002, sec. 2)
+* :mod:`~emdenoise.models.adapt_unet` -- the small residual U-Net ``emdenoise adapt`` trains
 
 :func:`build_model` makes one from the ``{"family": ..., **kwargs}`` spec that recipes,
 checkpoints and model cards carry.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FAMILIES = ("sbd-unet", "dncnn", "durr-unet", "ede-mlp", "ede-xception", "ede-ae")
+FAMILIES = ("sbd-unet", "dncnn", "durr-unet", "ede-mlp", "ede-xception", "ede-ae", "adapt-unet")
 
 
 def build_model(spec: dict[str, Any]):
@@ -56,6 +57,10 @@ def build_model(spec: dict[str, Any]):
         from emdenoise.models.autoencoder import DenoisingAutoencoder
 
         return DenoisingAutoencoder(**spec)
+    if family == "adapt-unet":
+        from emdenoise.models.adapt_unet import AdaptUNet
+
+        return AdaptUNet(**spec)
     raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
 
 

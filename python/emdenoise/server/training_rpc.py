@@ -1,4 +1,4 @@
-"""The training RPCs: start a Noise2Atom job on a series, watch it, cancel it (seed 004).
+"""The training RPCs: start a job (Noise2Atom on a series, seed 004, or adapt, issue 18), watch it, cancel it.
 
 The server only receives frames, checks them and hands them to
 :class:`emdenoise.jobs.TrainingJobs`, which trains in a worker process: this module and
@@ -103,15 +103,16 @@ def start_training(service, request_iterator, context) -> pb.TrainingJob:
         try:
             settings = json.loads(options.settings_json) if options.settings_json else {}
         except ValueError:
-            raise InvalidInput("settings_json is not valid JSON; send an object of Noise2AtomConfig fields.") from None
+            raise InvalidInput("settings_json is not valid JSON; send an object of the recipe's settings.") from None
         if not isinstance(settings, dict):
-            raise InvalidInput("settings_json must be a JSON object of Noise2AtomConfig fields.")
+            raise InvalidInput("settings_json must be a JSON object of the recipe's settings.")
         job = service.training.start(
             frames, options.model_id,
             gain=options.gain if options.HasField("gain") else None,
             offset=options.offset if options.HasField("offset") else None,
             preset=options.preset or "cpu", settings=settings,
             series_name=options.series_name or (Path(options.server_path).name if options.server_path else ""),
+            recipe=options.recipe or "noise2atom",
         )
         return job_message(job.id, job.state())
 

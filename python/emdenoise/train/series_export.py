@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -106,6 +105,7 @@ def export_series_model(trained, config: dict[str, Any], series: dict[str, Any],
     import torch
 
     from emdenoise.engine.cards import file_sha256
+    from emdenoise.export.cards import install_model_folder
     from emdenoise.export.torch_export import PARITY_TOLERANCE, export_onnx, parity
     from emdenoise.models.noise2atom import SeriesDenoiser
 
@@ -126,13 +126,4 @@ def export_series_model(trained, config: dict[str, Any], series: dict[str, Any],
     card = build_card(model_id, trained, config, series, sha256=file_sha256(graph), parity_error=error,
                       parameters=parameters, torch_version=torch.__version__)
     (staging / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    Path(models_dir).mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        raise UserError(f"a model {model_id} appeared in {models_dir} while training; choose another --name.")
-    tmp = Path(models_dir) / f".{model_id}.incoming"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(staging, tmp)
-    os.replace(tmp, target)
-    shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return install_model_folder(staging, models_dir, model_id)

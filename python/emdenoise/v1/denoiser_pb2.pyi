@@ -195,7 +195,7 @@ class LikelihoodResponse(_message.Message):
     def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., summary: _Optional[_Union[LikelihoodSummary, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
 
 class TrainSeriesOptions(_message.Message):
-    __slots__ = ("model_id", "server_path", "frame_count", "gain", "offset", "preset", "settings_json", "series_name")
+    __slots__ = ("model_id", "server_path", "frame_count", "gain", "offset", "preset", "settings_json", "series_name", "recipe")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_PATH_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +204,7 @@ class TrainSeriesOptions(_message.Message):
     PRESET_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_JSON_FIELD_NUMBER: _ClassVar[int]
     SERIES_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     server_path: str
     frame_count: int
@@ -212,7 +213,8 @@ class TrainSeriesOptions(_message.Message):
     preset: str
     settings_json: str
     series_name: str
-    def __init__(self, model_id: _Optional[str] = ..., server_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., preset: _Optional[str] = ..., settings_json: _Optional[str] = ..., series_name: _Optional[str] = ...) -> None: ...
+    recipe: str
+    def __init__(self, model_id: _Optional[str] = ..., server_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., preset: _Optional[str] = ..., settings_json: _Optional[str] = ..., series_name: _Optional[str] = ..., recipe: _Optional[str] = ...) -> None: ...
 
 class TrainSeriesRequest(_message.Message):
     __slots__ = ("options", "chunk")
@@ -251,7 +253,7 @@ class ListTrainingJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...
 
 class TrainingEvent(_message.Message):
-    __slots__ = ("job_id", "kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "elapsed_seconds", "eta_seconds", "message", "model_id", "thinned_mse")
+    __slots__ = ("job_id", "kind", "state", "step", "total_steps", "losses", "css", "paired_mse", "elapsed_seconds", "eta_seconds", "message", "model_id", "thinned_mse", "held_out_mse", "classical_mse")
     class LossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -272,6 +274,8 @@ class TrainingEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     THINNED_MSE_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_MSE_FIELD_NUMBER: _ClassVar[int]
+    CLASSICAL_MSE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     kind: str
     state: str
@@ -285,7 +289,9 @@ class TrainingEvent(_message.Message):
     message: str
     model_id: str
     thinned_mse: float
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ..., thinned_mse: _Optional[float] = ...) -> None: ...
+    held_out_mse: float
+    classical_mse: float
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., css: _Optional[float] = ..., paired_mse: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., message: _Optional[str] = ..., model_id: _Optional[str] = ..., thinned_mse: _Optional[float] = ..., held_out_mse: _Optional[float] = ..., classical_mse: _Optional[float] = ...) -> None: ...
 
 class EncodeOptions(_message.Message):
     __slots__ = ("model_id", "frame_count")

@@ -5,7 +5,7 @@ import warnings
 
 from emdenoise.v1 import denoiser_pb2 as emdenoise_dot_v1_dot_denoiser__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -106,7 +106,7 @@ class DenoiserServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartTraining(self, request_iterator, context):
-        """Noise2Atom training jobs (seed 004). Send TrainSeriesOptions and the frames; the job
+        """Training jobs: Noise2Atom (seed 004) or adapt (issue 18). Send TrainSeriesOptions and the frames; the job
         runs in a worker process and outlives this call. FAILED_PRECONDITION without torch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

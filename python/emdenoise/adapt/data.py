@@ -1,0 +1,212 @@
+"""What the user's frames allow ``adapt`` to learn from, checked before any training (no torch).
+
+:func:`prepare` turns the frames of one field into counts, registers them, picks the
+self-supervised method the data support (issue 18) and keeps a strip of every frame out
+of training to score snapshots and the classical filter on:
+
+* ``pair``: two or more frames of one field (a pair, series or movie): Noise2Noise
+  (Lehtinen et al. 2018) between registered frames, whose noise is independent;
+* ``thinning``: one frame of whole counts (a counting detector after gain/offset):
+  binomial thinning splits it into two independent Poisson images of the same object;
+* ``blindspot``: one frame of any detector: a blind-spot network (structured Noise2Void,
+  Broaddus et al. 2020) whose mask covers the scan-line neighbours with correlated noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from emdenoise.adapt import scores
+from emdenoise.errors import InvalidInput
+
+METHODS = ("auto", "pair", "thinning", "blindspot", "noise2atom")
+#: Share of rows (the bottom strip of every frame) kept out of training for validation.
+HELD_OUT_SHARE = 0.125
+#: Fewest rows of that strip, and the smallest frame side adapt trains on.
+MIN_HELD_OUT_ROWS = 32
+MIN_SIDE = 64
+#: Correlation of the smoothed frames below which two frames do not show one field.
+MIN_FIELD_CORRELATION = 0.2
+
+
+@dataclass(frozen=True)
+class AdaptData:
+    """Counts ready for training, the method, and how they were obtained.
+
+    Attributes
+    ----------
+    method : {"pair", "thinning", "blindspot"}
+    train, held_out : ndarray, float32, (T, Y, X)
+        Registered frames in counts: the training rows and the held-out bottom strip.
+    gain, offset, dose : float
+        ``counts = (raw - offset) / gain``; mean counts per pixel.
+    calibration : str
+        ``user`` or how gain and offset were estimated.
+    half_width : int
+        Scan-line neighbours on each side with correlated noise (blind-spot mask).
+    shifts : list of (int, int)
+        Shift (dy, dx) of each frame against the first, removed by cropping.
+    notes : tuple of str
+    """
+
+    method: str
+    train: np.ndarray
+    held_out: np.ndarray
+    gain: float
+    offset: float
+    dose: float
+    calibration: str
+    half_width: int
+    shifts: list = field(default_factory=list)
+    notes: tuple = field(default_factory=tuple)
+
+    def summary(self) -> dict:
+        """What the model card records about the data."""
+        t, h, w = self.train.shape
+        return {"method": self.method, "frames": int(t), "train_shape": [int(h), int(w)],
+                "held_out_rows": int(self.held_out.shape[1]), "dose_counts_per_px": float(self.dose),
+                "gain": float(self.gain), "offset": float(self.offset), "calibration": self.calibration,
+                "scan_line_mask_half_width": int(self.half_width), "shifts": [list(s) for s in self.shifts],
+                "notes": list(self.notes)}
+
+
+def stack(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Frames of one size as a float32 (T, Y, X) array, or a sentence saying what is wrong."""
+    frames = [np.asarray(f) for f in frames]
+    if not frames:
+        raise InvalidInput("no frames were given; give one frame, a pair or a series of one field.")
+    for index, frame in enumerate(frames):
+        if frame.ndim != 2:
+            raise InvalidInput(f"frame {index} has shape {frame.shape}; give 2-D frames (one field of view each).")
+        if frame.shape != frames[0].shape:
+            raise InvalidInput(f"frames of different sizes ({frames[0].shape[1]}x{frames[0].shape[0]} and "
+                               f"{frame.shape[1]}x{frame.shape[0]} at frame {index}); crop them to one size first.")
+    data = np.stack(frames).astype(np.float32)
+    if not np.isfinite(data).all():
+        raise InvalidInput("the frames contain NaN or infinite pixels; replace them before training.")
+    if min(data.shape[1:]) < MIN_SIDE:
+        raise InvalidInput(f"frames of {data.shape[2]}x{data.shape[1]} px are too small to learn from; "
+                           f"give frames of at least {MIN_SIDE} px a side.")
+    return data
+
+
+def to_counts(data: np.ndarray, gain: float | None, offset: float | None) -> tuple[np.ndarray, float, float, str, list]:
+    """Counts from raw frames with the given or estimated gain and offset (mean-variance fit)."""
+    notes: list[str] = []
+    if gain is not None and offset is not None:
+        source = "user"
+    else:
+        from emdenoise.noise.calibration import estimate_counts
+
+        try:
+            fit = estimate_counts(data, gain=gain, offset=offset)
+        except InvalidInput as error:
+            raise InvalidInput(f"cannot tell the detector gain and offset from these frames ({error}); "
+                               "give --gain and --offset.") from None
+        gain, offset, source = fit.gain, fit.offset, f"estimated ({fit.method}, {fit.quality})"
+        notes += list(fit.notes)
+    if not (np.isfinite(gain) and gain > 0 and np.isfinite(offset)):
+        raise InvalidInput(f"gain {gain!r} and offset {offset!r} must be finite with a positive gain; "
+                           "give the detector reading per electron and at zero electrons.")
+    counts = (data - np.float32(offset)) / np.float32(gain)
+    dose = float(counts.mean())
+    if not 0.005 <= dose <= 1e5:
+        raise InvalidInput(f"the frames average {dose:.3g} counts per pixel with gain {gain:.4g} and offset "
+                           f"{offset:.6g}; check the gain and offset so the frames are detected electrons per pixel.")
+    return counts.astype(np.float32), float(gain), float(offset), source, notes
+
+
+def register(counts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Remove the drift between frames: whole-pixel shifts by phase correlation, then the common overlap.
+
+    Whole-pixel shifts keep the noise of every pixel independent (interpolation would
+    correlate it). Frames that do not show one field are refused.
+    """
+    from scipy.ndimage import gaussian_filter
+    from skimage.registration import phase_cross_correlation
+
+    smooth = [gaussian_filter(frame, 1.5) for frame in counts]
+    shifts = [(0, 0)]
+    for t in range(1, len(counts)):
+        shift, _, _ = phase_cross_correlation(smooth[t - 1], smooth[t], normalization=None)
+        dy, dx = (-int(round(v)) for v in shift)  # frame t at (y + dy, x + dx) shows what frame t - 1 shows at (y, x)
+        shifts.append((shifts[-1][0] + dy, shifts[-1][1] + dx))
+    _, height, width = counts.shape
+    top = max(0, *(-dy for dy, _ in shifts)) if len(shifts) > 1 else 0
+    left = max(0, *(-dx for _, dx in shifts)) if len(shifts) > 1 else 0
+    bottom = height - max(0, *(dy for dy, _ in shifts)) if len(shifts) > 1 else height
+    right = width - max(0, *(dx for _, dx in shifts)) if len(shifts) > 1 else width
+    if bottom - top < max(MIN_SIDE, height // 2) or right - left < max(MIN_SIDE, width // 2):
+        raise InvalidInput(f"the frames drift by up to {max(abs(v) for s in shifts for v in s)} px, so less than half "
+                           "of the field is common to all; give frames of one area (or fewer frames).")
+    aligned = np.stack([counts[t, top + dy : bottom + dy, left + dx : right + dx] for t, (dy, dx) in enumerate(shifts)])
+    for t in range(1, len(aligned)):
+        a, b = (gaussian_filter(aligned[t - 1 + k], 2.0) for k in (0, 1))
+        r = float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+        if r < MIN_FIELD_CORRELATION:
+            raise InvalidInput(f"frames {t - 1} and {t} do not show the same field (correlation {r:.2f} after the best "
+                               "shift); give frames of one area, or adapt on a single frame with --method blindspot.")
+    return aligned.astype(np.float32), shifts
+
+
+def choose_method(counts: np.ndarray, requested: str = "auto") -> str:
+    """The self-supervised method these counts allow (see the module docstring)."""
+    if requested not in METHODS:
+        raise InvalidInput(f"unknown method {requested!r}; choose one of {', '.join(METHODS)}.")
+    if requested == "pair" and len(counts) < 2:
+        raise InvalidInput("the pair method needs two or more frames of one field; give a pair or a series.")
+    if requested == "thinning" and not scores.is_whole_counts(counts):
+        raise InvalidInput("binomial thinning needs whole counts (a counting detector after gain/offset); these "
+                           "frames are not whole numbers, so use --method blindspot or give the exact gain and offset.")
+    if requested != "auto":
+        return requested
+    if len(counts) >= 2:
+        return "pair"
+    return "thinning" if scores.is_whole_counts(counts) else "blindspot"
+
+
+def split(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows and the held-out bottom strip of every frame."""
+    height = counts.shape[1]
+    rows = max(MIN_HELD_OUT_ROWS, int(round(height * HELD_OUT_SHARE)))
+    if height - rows < MIN_SIDE:
+        raise InvalidInput(f"frames of {height} rows leave too little to train on after the {rows} held-out rows; "
+                           f"give frames of at least {MIN_SIDE + MIN_HELD_OUT_ROWS} rows.")
+    return counts[:, : height - rows].copy(), counts[:, height - rows :].copy()
+
+
+def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float | None = None,
+            offset: float | None = None) -> AdaptData:
+    """Check, calibrate, register and split the user's frames; choose the method.
+
+    Parameters
+    ----------
+    frames : sequence of ndarray
+        Frames of one field (one frame, a pair or a series), raw detector readings.
+    method : str
+        ``auto`` or one of :data:`METHODS` (``noise2atom`` is run by ``train-series``).
+    gain, offset : float, optional
+        Detector calibration; estimated from the mean-variance relation when absent.
+
+    Returns
+    -------
+    AdaptData
+    """
+    if method == "noise2atom":
+        raise InvalidInput("noise2atom runs through emdenoise train-series (it needs 10 or more frames).")
+    data = stack(frames)
+    counts, gain, offset, source, notes = to_counts(data, gain, offset)
+    chosen = choose_method(counts, method)
+    shifts: list = [(0, 0)] * len(counts)
+    if chosen == "pair":
+        counts, shifts = register(counts)
+    elif len(counts) > 1:
+        notes.append(f"{len(counts)} frames, each used alone ({chosen}); the pair method would use them together.")
+    half_width = scores.mask_half_width(counts[0])
+    train, held_out = split(counts)
+    return AdaptData(method=chosen, train=train, held_out=held_out, gain=gain, offset=offset,
+                     dose=float(counts.mean()), calibration=source, half_width=half_width,
+                     shifts=[tuple(s) for s in shifts], notes=tuple(notes))

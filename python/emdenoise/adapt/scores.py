@@ -1,0 +1,145 @@
+"""Restoration error without a clean image: the criteria ``adapt`` and ``classical-auto`` rank by.
+
+Each estimates ``mean((f - x)^2)`` (``x`` the clean image, counts^2) up to a constant that
+does not depend on the restoration ``f``, so it ranks restorations of the same data:
+
+* **paired** (two frames of one field with independent noise, Noise2Noise): ``E(f(A) - B)^2
+  = E(f(A) - x)^2 + E(B - x)^2``; subtracting the noise power of ``B`` (its mean, in
+  noise-equivalent counts) leaves an unbiased estimate (:func:`emdenoise.metrics.paired_frame_mse`,
+  as in seed 004's evaluation on consecutive frames). Scored both ways and averaged.
+* **thinned** (one frame of integer counts): binomial thinning splits a Poisson image into
+  two independent Poisson images of the same clean frame, scaled here to full-dose units,
+  and the paired estimate is taken between them.
+* **blind-spot** (one frame of any detector, Noise2Self / structured Noise2Void): a
+  restoration whose value at a pixel ignores that pixel and every pixel whose noise
+  correlates with it (the scan-line neighbours of STEM) satisfies ``E(f(y) - y)^2 =
+  E(f(y) - x)^2 + var``; only such "J-invariant" restorations can be scored this way.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from emdenoise.errors import InvalidInput
+from emdenoise.metrics.error import paired_frame_mse
+
+Restore = Callable[[np.ndarray], np.ndarray]
+
+#: Largest scan-line half-width a blind-spot mask covers (px).
+MAX_MASK_HALF_WIDTH = 4
+#: Noise correlation below which a neighbour counts as independent.
+CORRELATION_THRESHOLD = 0.05
+
+
+def paired_error(restore: Restore, frame_a: np.ndarray, frame_b: np.ndarray) -> float:
+    """Unbiased error of ``restore`` from a pair, both directions averaged [counts^2].
+
+    Parameters
+    ----------
+    restore : callable
+        ``image -> restored image`` in counts.
+    frame_a, frame_b : ndarray
+        Registered frames of one field in counts, independent noise.
+    """
+    return 0.5 * (paired_frame_mse(restore(frame_a), frame_b) + paired_frame_mse(restore(frame_b), frame_a))
+
+
+def series_error(restore: Restore, frames: np.ndarray) -> float:
+    """Mean :func:`paired_error` over consecutive frames of a registered series (T, Y, X)."""
+    if len(frames) < 2:
+        raise InvalidInput("the paired error needs two frames of the same field.")
+    restored = [restore(frame) for frame in frames]
+    errors = []
+    for t in range(len(frames) - 1):
+        errors.append(paired_frame_mse(restored[t], frames[t + 1]))
+        errors.append(paired_frame_mse(restored[t + 1], frames[t]))
+    return float(np.mean(errors))
+
+
+def thinning_halves(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split whole counts into two independent Poisson images, each rescaled to the full dose.
+
+    Returns ``(kept / fraction, (counts - kept) / (1 - fraction))`` with ``kept ~
+    Binomial(counts, fraction)``; both have the clean image as their mean.
+    """
+    whole = np.rint(np.clip(counts, 0, None)).astype(np.int64)
+    kept = rng.binomial(whole, fraction)
+    return (kept / fraction).astype(np.float32), ((whole - kept) / (1.0 - fraction)).astype(np.float32)
+
+
+def thinned_error(restore: Restore, counts: np.ndarray, *, fraction: float = 0.5, seed: int = 0) -> float:
+    """Unbiased error of ``restore`` on a thinned copy of ``counts`` [counts^2 at full dose].
+
+    The input half carries ``fraction`` of the dose, so the figure is the error at that
+    lower dose: it ranks restorations, it is not the error at full dose.
+    """
+    source, target = thinning_halves(counts, fraction, np.random.default_rng(seed))
+    variance = float(target.mean()) / (1.0 - fraction)  # Poisson variance of the rescaled half
+    return float(np.mean((restore(source).astype(np.float64) - target) ** 2) - variance)
+
+
+def is_whole_counts(counts: np.ndarray, *, tolerance: float = 0.02) -> bool:
+    """True when ``counts`` are (near) whole numbers, as a counting detector's are after gain/offset."""
+    sample = np.asarray(counts, dtype=np.float64).ravel()[:: max(1, counts.size // 200_000)]
+    return bool(np.mean(np.abs(sample - np.rint(sample))) < tolerance and sample.min() > -0.5)
+
+
+def scan_line_correlation(frame: np.ndarray, max_lag: int = MAX_MASK_HALF_WIDTH) -> list[float]:
+    """Noise correlation along x at lags ``1..max_lag`` of one frame.
+
+    Differences of neighbouring rows cancel the (smooth in y) specimen and keep the noise,
+    whose rows are independent in a scan; their correlation along x at lag ``k`` is the
+    noise's.
+    """
+    image = np.asarray(frame, dtype=np.float64)
+    if image.shape[0] < 4 or image.shape[1] <= max_lag + 2:
+        return [0.0] * max_lag
+    diff = image[1:] - image[:-1]
+    diff = diff - diff.mean(axis=1, keepdims=True)
+    power = float(np.mean(diff * diff))
+    if power <= 0:
+        return [0.0] * max_lag
+    return [float(np.mean(diff[:, k:] * diff[:, :-k]) / power) for k in range(1, max_lag + 1)]
+
+
+def mask_half_width(frame: np.ndarray) -> int:
+    """Scan-line neighbours on each side whose noise correlates with a pixel's (0 for white noise)."""
+    half = 0
+    for lag, value in enumerate(scan_line_correlation(frame), start=1):
+        if value < CORRELATION_THRESHOLD:
+            break
+        half = lag
+    return half
+
+
+def blind_spot_error(restore_blind: Restore, frame: np.ndarray) -> float:
+    """Self-supervised error of a J-invariant restoration: ``mean((f(y) - y)^2) - mean(y)`` [counts^2].
+
+    ``restore_blind`` must ignore each pixel's own value and its correlated neighbours
+    (e.g. :func:`donut_gaussian`); then the figure is an unbiased estimate of the error
+    against the clean image, for Poisson counts in noise-equivalent units.
+    """
+    image = np.asarray(frame, dtype=np.float64)
+    return float(np.mean((restore_blind(frame).astype(np.float64) - image) ** 2) - image.mean())
+
+
+def donut_gaussian(image: np.ndarray, sigma: float, half_width: int) -> np.ndarray:
+    """Gaussian blur that ignores each pixel and ``half_width`` scan-line neighbours each side.
+
+    The J-invariant form of a Gaussian (Noise2Self, Batson & Royer 2019): the blur minus the
+    masked pixels' share, renormalised, so :func:`blind_spot_error` can score it.
+    """
+    from scipy.ndimage import convolve
+
+    image = np.asarray(image, dtype=np.float64)
+    sigma = max(float(sigma), 0.3)
+    radius = max(int(np.ceil(4 * sigma)), half_width + 1)  # room for the mask and one ring around it
+    axis = np.arange(-radius, radius + 1)
+    kernel = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * sigma**2))
+    kernel[radius, radius - half_width : radius + half_width + 1] = 0.0
+    kernel /= kernel.sum()
+    return convolve(image, kernel, mode="reflect").astype(np.float32)

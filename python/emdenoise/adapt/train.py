@@ -1,0 +1,279 @@
+"""Self-supervised training on the user's own frames (issue 18); needs the ``[train]`` extra.
+
+One loop for the three methods of :mod:`emdenoise.adapt.data`; they differ only in the
+(input, target, loss mask) a batch holds:
+
+* ``pair``: input a crop of frame t, target the same crop of a neighbouring frame
+  (Noise2Noise, Lehtinen et al. 2018: the noise of the target averages out of the loss);
+* ``thinning``: input ``kept / p`` and target ``(counts - kept) / (1 - p)`` of one crop,
+  ``kept ~ Binomial(counts, p)`` with ``p`` drawn from :attr:`AdaptConfig.thinning`, so the
+  network sees doses up to nearly the full one and stays valid there;
+* ``blindspot``: input the crop with a few pixels and their correlated scan-line
+  neighbours replaced by random pixels of the crop, target the original, loss on the
+  replaced centres only (structured Noise2Void, Broaddus et al. 2020).
+
+Flips keep the noise's scan-line structure (no 90 degree turns). Every
+``eval_seconds`` the held-out strip is scored by the method's no-truth criterion
+(:mod:`emdenoise.adapt.scores`) and the best snapshot is kept; the tuned classical filter is
+scored the same way first, so the result says whether learning paid off.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from emdenoise.adapt import scores
+from emdenoise.adapt.classical import ClassicalChoice, choose, choose_blind
+from emdenoise.adapt.config import AdaptConfig
+from emdenoise.adapt.data import AdaptData
+from emdenoise.errors import InvalidInput
+
+
+@dataclass
+class AdaptResult:
+    """A trained network and the record its model card keeps."""
+
+    network: Any
+    scale: float
+    steps: int
+    seconds: float
+    cpu_seconds: float
+    best_step: int
+    error: float
+    classical: ClassicalChoice
+    identity_error: float
+    criterion: str
+    history: list = field(default_factory=list)
+    stopped: str = "steps"
+
+    @property
+    def beats_classical(self) -> bool:
+        return self.error < self.classical.error
+
+
+class Cancelled(Exception):
+    """The job was asked to stop."""
+
+
+CRITERIA = {"pair": "paired error between registered frames (both directions)",
+            "thinning": "thinned error between binomial halves (p = 0.5)",
+            "blindspot": "blind-spot error of the masked (J-invariant) restoration"}
+
+
+def _restorer(network, scale: float):
+    import torch
+
+    def restore(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape
+        ph, pw = (-h) % 8, (-w) % 8
+        padded = np.pad(np.asarray(image, dtype=np.float32) / scale, ((0, ph), (0, pw)), mode="reflect")
+        with torch.no_grad():
+            out = network(torch.from_numpy(padded)[None, None])[0, 0, :h, :w].numpy()
+        return out * scale
+
+    return restore
+
+
+def blind_restorer(network, scale: float, half_width: int, *, spacing_y: int = 2):
+    """The J-invariant form of a network: each pixel restored with itself and its correlated
+    neighbours replaced (by the mean of the rows above and below), over a partition of passes."""
+    restore = _restorer(network, scale)
+
+    def blind(image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image, dtype=np.float32)
+        spacing_x = 2 * half_width + 2
+        filled = 0.5 * (np.roll(image, 1, axis=0) + np.roll(image, -1, axis=0))  # rows carry independent noise
+        out = np.zeros_like(image)
+        for oy in range(spacing_y):
+            for ox in range(spacing_x):
+                centres = np.zeros(image.shape, bool)
+                centres[oy::spacing_y, ox::spacing_x] = True
+                masked = centres.copy()
+                for k in range(1, half_width + 1):
+                    masked |= np.roll(centres, k, axis=1) | np.roll(centres, -k, axis=1)
+                probe = np.where(masked, filled, image)
+                out[centres] = restore(probe)[centres]
+        return out
+
+    return blind
+
+
+class _Sampler:
+    """Training batches (input, target, loss weight) for one method."""
+
+    def __init__(self, data: AdaptData, config: AdaptConfig, scale: float, rng: np.random.Generator):
+        self.data, self.config, self.scale, self.rng = data, config, scale, rng
+        _, h, w = data.train.shape
+        self.crop = min(config.crop, (min(h, w) // 8) * 8)
+
+    def _window(self):
+        _, h, w = self.data.train.shape
+        return self.rng.integers(0, h - self.crop + 1), self.rng.integers(0, w - self.crop + 1)
+
+    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frames, c, rng = self.data.train, self.crop, self.rng
+        i, j = self._window()
+        weight = np.ones((c, c), np.float32)
+        if self.data.method == "pair":
+            t = int(rng.integers(len(frames)))
+            u = t + 1 if t == 0 else (t - 1 if t == len(frames) - 1 or rng.integers(2) else t + 1)
+            x, y = frames[t, i : i + c, j : j + c], frames[u, i : i + c, j : j + c]
+        elif self.data.method == "thinning":
+            t = int(rng.integers(len(frames)))
+            p = rng.uniform(*self.config.thinning)
+            x, y = scores.thinning_halves(frames[t, i : i + c, j : j + c], p, rng)
+        else:
+            t = int(rng.integers(len(frames)))
+            y = frames[t, i : i + c, j : j + c]
+            x, weight = self._blind_spots(y)
+        if rng.integers(2):
+            x, y, weight = x[:, ::-1], y[:, ::-1], weight[:, ::-1]
+        if rng.integers(2):
+            x, y, weight = x[::-1], y[::-1], weight[::-1]
+        return x / self.scale, y / self.scale, weight
+
+    def _blind_spots(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, half, rng = self.crop, self.data.half_width, self.rng
+        n = max(1, int(c * c * self.config.mask_share))
+        rows, cols = rng.integers(0, c, n), rng.integers(0, c, n)
+        x = crop.copy()
+        for k in range(-half, half + 1):
+            cc = np.clip(cols + k, 0, c - 1)
+            x[rows, cc] = crop[rng.integers(0, c, n), rng.integers(0, c, n)]
+        weight = np.zeros((c, c), np.float32)
+        weight[rows, cols] = 1.0
+        return x, weight
+
+    def batch(self):
+        import torch
+
+        xs, ys, ws = zip(*(self.one() for _ in range(self.config.batch)))
+        as_tensor = lambda items: torch.from_numpy(np.ascontiguousarray(np.stack(items)[:, None], dtype=np.float32))
+        return as_tensor(xs), as_tensor(ys), as_tensor(ws)
+
+
+def _average_into(averaged, network, decay: float) -> None:
+    """``averaged <- decay * averaged + (1 - decay) * network``, parameter by parameter."""
+    import torch
+
+    with torch.no_grad():
+        for mean, current in zip(averaged.parameters(), network.parameters()):
+            mean.mul_(decay).add_(current, alpha=1.0 - decay)
+
+
+def criterion_for(data: AdaptData) -> Callable[[scores.Restore], float]:
+    """``restore -> no-truth error`` on the held-out strip, for the data's method."""
+    held = data.held_out
+    if data.method == "pair":
+        return lambda restore: scores.series_error(restore, held)
+    if data.method == "thinning":
+        return lambda restore: float(np.mean([scores.thinned_error(restore, f, seed=t) for t, f in enumerate(held)]))
+    return lambda restore_blind: float(np.mean([scores.blind_spot_error(restore_blind, f) for f in held]))
+
+
+def classical_for(data: AdaptData, config: AdaptConfig) -> ClassicalChoice:
+    """``classical-auto`` on the held-out strip, by the same criterion as the network."""
+    if data.method == "blindspot":
+        return choose_blind(data.held_out, data.half_width)
+    return choose(criterion_for(data), with_nlm=config.classical_nlm)
+
+
+def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None = None,
+                on_event: Callable[[dict], None] = lambda event: None,
+                should_stop: Callable[[], bool] = lambda: False) -> AdaptResult:
+    """Train :class:`emdenoise.models.adapt_unet.AdaptUNet` on ``data`` and keep the best snapshot.
+
+    Parameters
+    ----------
+    data : AdaptData
+    config : AdaptConfig
+    init_state : dict, optional
+        State dict to start from (``--from`` a model adapted before).
+    on_event : callable
+        Receives progress dictionaries (``kind``, ``step``, ``total_steps``, ``losses``,
+        ``held_out_mse``, ``classical_mse``, ``elapsed``, ``eta``, ``message``).
+    should_stop : callable
+        Polled every step; True ends training with the best snapshot so far.
+
+    Returns
+    -------
+    AdaptResult
+    """
+    import torch
+
+    from emdenoise.models.adapt_unet import AdaptUNet
+
+    torch.set_num_threads(max(1, int(config.threads)))
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    scale = float(max(data.train.mean(), 1e-3))
+    network = AdaptUNet(config.width)
+    if init_state is not None:
+        try:
+            network.load_state_dict(init_state)
+        except RuntimeError as error:
+            raise InvalidInput(f"the starting model does not fit width {config.width} ({error}); "
+                               "set --set width=<its width> or start from scratch.") from None
+    criterion = criterion_for(data)
+    averaged = copy.deepcopy(network).eval()  # the weight average that is scored and kept
+
+    def evaluate() -> float:
+        restore = (blind_restorer(averaged, scale, data.half_width) if data.method == "blindspot"
+                   else _restorer(averaged, scale))
+        return criterion(restore)
+
+    on_event({"kind": "status", "message": "tuning classical-auto on the held-out strip"})
+    classical = classical_for(data, config)
+    identity = criterion(lambda image: image) if data.method != "blindspot" else float("nan")  # raw frames' error
+    on_event({"kind": "status", "message": f"classical-auto: {classical.label}, held-out error {classical.error:.4g}"})
+    sampler = _Sampler(data, config, scale, rng)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    best_error, best_step, best_state = float("inf"), 0, copy.deepcopy(averaged.state_dict())
+    history: list[dict] = []
+    start, cpu_start = time.monotonic(), time.process_time()
+    last_eval, step, stopped, running = start, 0, "steps", None
+    budget = max(1.0, float(config.max_seconds))
+    while step < config.steps:
+        if should_stop():
+            stopped = "cancelled"
+            break
+        elapsed = time.monotonic() - start
+        if elapsed >= budget:
+            stopped = "time"
+            break
+        progress = max(step / config.steps, elapsed / budget)
+        for group in optimizer.param_groups:
+            group["lr"] = config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + np.cos(np.pi * min(progress, 1.0)))
+        x, y, w = sampler.batch()
+        loss = ((network(x) - y) ** 2 * w).sum() / w.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        _average_into(averaged, network, min(config.ema, (1 + step) / (10 + step)))
+        running = float(loss) if running is None else 0.95 * running + 0.05 * float(loss)
+        event = {"kind": "progress", "step": step, "total_steps": int(config.steps), "losses": {"train": running},
+                 "elapsed": elapsed, "eta": max(0.0, budget - elapsed)}
+        if time.monotonic() - last_eval >= config.eval_seconds:
+            last_eval = time.monotonic()
+            error = evaluate()
+            history.append({"step": step, "seconds": round(elapsed, 1), "held_out_mse": error})
+            if error < best_error:
+                best_error, best_step, best_state = error, step, copy.deepcopy(averaged.state_dict())
+            event.update(held_out_mse=error, classical_mse=classical.error)
+        on_event(event)
+    error = evaluate()
+    history.append({"step": step, "seconds": round(time.monotonic() - start, 1), "held_out_mse": error})
+    if error < best_error:
+        best_error, best_step, best_state = error, step, copy.deepcopy(averaged.state_dict())
+    network.load_state_dict(best_state)
+    network.eval()
+    return AdaptResult(network=network, scale=scale, steps=step, seconds=time.monotonic() - start,
+                       cpu_seconds=time.process_time() - cpu_start, best_step=best_step, error=best_error,
+                       classical=classical, identity_error=identity, criterion=CRITERIA[data.method],
+                       history=history, stopped=stopped)

@@ -30,6 +30,37 @@ def positive_float(text: str) -> float:
     return value
 
 
+def tile_size(text: str) -> int:
+    """argparse type: a tile side the engine accepts (see :func:`check_job_options`)."""
+    return _checked(positive_int(text), "tile_size")
+
+
+def gain(text: str) -> float:
+    """argparse type: a detector gain the engine accepts (finite, in its range)."""
+    return _checked(_number(text), "gain")
+
+
+def offset(text: str) -> float:
+    """argparse type: a finite detector offset."""
+    return _checked(_number(text), "offset")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _checked(value, name: str):
+    from emdenoise.engine.validation import check_job_options
+
+    try:
+        return check_job_options(**{name: value})[name]
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def key_value_settings(items: list[str], option: str, example: str) -> dict:
     """``KEY=VALUE`` options (repeatable) as a dict; values are JSON where they parse, else text.
 

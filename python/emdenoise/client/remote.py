@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 import grpc
 import numpy as np
 
+from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
@@ -99,6 +100,8 @@ class RemoteClient:
         tile_size: int | None = None,
     ) -> DenoiseJob:
         """Stream ``frames`` to the server; iterate the returned job for float32 results."""
+        checked = check_job_options(gain=gain, offset=offset, tile_size=tile_size)  # as the server will
+        gain, offset, tile_size = checked["gain"], checked["offset"], checked["tile_size"]
         options = pb.DenoiseOptions(
             model_id=model_id or "", modality=modality, frame_count=frame_count, tile_size=tile_size or 0
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from emdenoise.cli_types import positive_int
+from emdenoise import cli_types
 from emdenoise.client import connect
 from emdenoise.errors import UserError
 from emdenoise.workflow import denoise_many, expand_inputs, summary_table
@@ -38,10 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder (or .tif file for one input)")
     p.add_argument("--model", help="model id (see 'emdenoise models'); default: the modality's default")
     p.add_argument("--modality", default="any", choices=MODALITIES, help="picks the default model")
-    p.add_argument("--gain", type=float, help="detector counts per electron")
-    p.add_argument("--offset", type=float, help="detector reading at zero electrons")
+    p.add_argument("--gain", type=cli_types.gain, help="detector counts per electron")
+    p.add_argument("--offset", type=cli_types.offset, help="detector reading at zero electrons")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--tile-size", type=positive_int, help="largest tile side (default: the model card's)")
+    p.add_argument("--tile-size", type=cli_types.tile_size, help="largest tile side (default: the model card's)")
     add_connection_arguments(p)
     p.set_defaults(func=run)
 

@@ -19,7 +19,7 @@ from emdenoise.engine.cards import ModelCard
 from emdenoise.engine.devices import providers_for
 from emdenoise.engine.normalization import fit_normalization
 from emdenoise.engine.repository import ModelRepository
-from emdenoise.engine.validation import as_frame, as_frames
+from emdenoise.engine.validation import as_frame, as_frames, check_job_options
 from emdenoise.errors import InvalidInput, ResourceExhausted
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Engine:
         self.providers = providers_for(device)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.batch_size = max(int(batch_size), 1)
-        self.tile_size = tile_size
+        self.tile_size = check_job_options(tile_size=tile_size)["tile_size"]
         self._backends: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -129,14 +129,23 @@ class Engine:
 
         ``tile_size`` overrides the engine's and the card's largest tile side for this frame
         (at least ``MIN_TILE``, so a request cannot ask for millions of tiny tiles).
+
+        Raises
+        ------
+        InvalidInput
+            A gain, offset or tile size that :func:`check_job_options` refuses, a frame
+            :func:`as_frame` refuses, or values too large for float32 once normalised or
+            denoised (never returned as inf or NaN).
         """
         if card.task != "denoise":
             raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
+        tile_size = check_job_options(tile_size=tile_size)["tile_size"]
         frame = as_frame(frame, index=index)
+        where = f"frame {index}" if index is not None else "the frame"
         mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
-        normalised = mapping.forward(frame)
-        result = self._run_tiled(normalised, card, tile_size=max(int(tile_size), MIN_TILE) if tile_size else None)
-        return mapping.inverse(result)
+        normalised = mapping.forward(frame, where=where)
+        result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None)
+        return mapping.inverse(result, where=where)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
         """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`)."""

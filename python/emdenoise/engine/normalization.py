@@ -1,7 +1,10 @@
 """Input normalisations the model cards declare, applied per frame before tiling.
 
 Statistics come from the whole frame so that every tile of it sees the same mapping:
-this is what makes a tiled result equal the untiled one.
+this is what makes a tiled result equal the untiled one. Statistics and both directions
+of the map are computed in float64: float32 data near +-3.4e38 overflow float32 sums and
+differences, and a result that float32 still cannot hold is refused, never returned as
+inf or NaN.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from emdenoise.engine.cards import CardError
+from emdenoise.engine.validation import check_job_options
+from emdenoise.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -21,11 +26,25 @@ class AffineMap:
     shift: float
     scale: float
 
-    def forward(self, frame: np.ndarray) -> np.ndarray:
-        return ((frame - self.shift) / self.scale).astype(np.float32, copy=False)
+    def forward(self, frame: np.ndarray, *, where: str = "the frame") -> np.ndarray:
+        """Normalise ``frame`` (float32 out); refuse values the model's float32 cannot hold."""
+        return _finite_float32((np.asarray(frame, np.float64) - self.shift) / self.scale, where, "normalised")
 
-    def inverse(self, frame: np.ndarray) -> np.ndarray:
-        return (frame * self.scale + self.shift).astype(np.float32, copy=False)
+    def inverse(self, frame: np.ndarray, *, where: str = "the frame") -> np.ndarray:
+        """Map a model output back to the frame's values (float32 out), refusing overflow."""
+        return _finite_float32(np.asarray(frame, np.float64) * self.scale + self.shift, where, "denoised")
+
+
+def _finite_float32(values: np.ndarray, where: str, what: str) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = values.astype(np.float32)
+    if not np.isfinite(result).all():
+        largest = float(np.nanmax(np.abs(values))) if not np.isnan(values).all() else float("nan")
+        raise InvalidInput(
+            f"{where} is too large for 32-bit arithmetic once {what} (values up to {largest:.3g}); "
+            "scale the image down first (e.g. ImageJ: Process > Math > Multiply by 1e-20)."
+        )
+    return result
 
 
 def _safe_scale(value: float) -> float:
@@ -46,25 +65,33 @@ def fit_normalization(frame: np.ndarray, spec: dict[str, Any], **calibration: fl
           the result.
         - ``range01`` (seed 001, sec. 3.1): scale to [0, 1] by minimum and maximum.
         - ``counts`` (seed 003, sec. 3): ``(raw - offset) / gain`` to detected electrons;
-          ``gain`` and ``offset`` come from ``calibration`` (default 1 and 0).
+          ``gain`` and ``offset`` come from ``calibration`` (default 1 and 0 when not
+          given; unusable values are refused by
+          :func:`emdenoise.engine.validation.check_job_options`).
     **calibration : float
         ``gain`` and ``offset`` for the counts normalisation.
 
     Returns
     -------
     AffineMap
+
+    Raises
+    ------
+    InvalidInput
+        A gain or offset that :func:`~emdenoise.engine.validation.check_job_options` refuses.
     """
     kind = spec.get("kind", "none")
     if kind == "none":
         return AffineMap(0.0, 1.0)
     if kind == "min-mean":
         low = float(frame.min())
-        return AffineMap(low, _safe_scale(float(frame.mean()) - low))
+        return AffineMap(low, _safe_scale(float(frame.mean(dtype=np.float64)) - low))
     if kind == "range01":
         low = float(frame.min())
         return AffineMap(low, _safe_scale(float(frame.max()) - low))
     if kind == "counts":
-        gain = calibration.get("gain") or 1.0
-        offset = calibration.get("offset") or 0.0
-        return AffineMap(float(offset), _safe_scale(float(gain)))
+        checked = check_job_options(gain=calibration.get("gain"), offset=calibration.get("offset"))
+        gain = 1.0 if checked["gain"] is None else checked["gain"]
+        offset = 0.0 if checked["offset"] is None else checked["offset"]
+        return AffineMap(offset, gain)
     raise CardError(f"normalization kind {kind!r} is not known to this emdenoise; upgrade emdenoise.")

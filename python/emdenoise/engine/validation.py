@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emdenoise.errors import InvalidInput
+from emdenoise.errors import InvalidInput, ResourceExhausted
 
 ACCEPTED_DTYPES = ("uint8", "uint16", "int16", "int32", "float32", "float64")
 
@@ -66,3 +66,85 @@ def as_frames(image: np.ndarray) -> np.ndarray:
     if count == 0:
         raise InvalidInput("the stack is empty; it holds no frames.")
     return image.reshape((count, height, width))
+
+
+# Detector gains are counts per electron: well inside this range for every camera; a value
+# outside it is a typo (or 0/NaN from a form) that would turn counts into inf or all-NaN.
+GAIN_RANGE = (1e-6, 1e6)
+MAX_TILE = 1 << 16
+# Largest decoded frame (float32) a file may declare; equals the wire's largest frame
+# (emdenoise.wire.MAX_FRAME_BYTES), which imports this module and so cannot be imported here.
+MAX_FRAME_BYTES = 512 << 20
+
+
+def check_job_options(
+    *, gain: float | None = None, offset: float | None = None, tile_size: int | None = None
+) -> dict[str, float | int | None]:
+    """Check the gain, offset and tile size of a job; one rule for CLI, server and engine.
+
+    Parameters
+    ----------
+    gain : float, optional
+        Detector counts per electron; None: not given (estimated, or 1 for the engine).
+    offset : float, optional
+        Detector reading at zero electrons; None: not given.
+    tile_size : int, optional
+        Largest core tile side; None or 0: the model card's.
+
+    Returns
+    -------
+    dict
+        ``gain``, ``offset`` (floats or None) and ``tile_size`` (int or None).
+
+    Raises
+    ------
+    InvalidInput
+        A gain that is not a finite number in ``GAIN_RANGE``, an offset that is not finite,
+        a tile size that is not a whole number from 1 to ``MAX_TILE``.
+    """
+    if gain is not None:
+        gain = _finite(gain, "the gain")
+        low, high = GAIN_RANGE
+        if not low <= gain <= high:
+            raise InvalidInput(
+                f"the gain {gain:g} is not usable; give the detector's counts per electron, between {low:g} and "
+                f"{high:g}, or leave it out to have it estimated."
+            )
+    if offset is not None:
+        offset = _finite(offset, "the offset")
+    if tile_size is not None and tile_size != 0:
+        tile_size = _tile_size(tile_size)
+    return {"gain": gain, "offset": offset, "tile_size": tile_size or None}
+
+
+def _finite(value, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} {value!r} is not a number; give a number or leave it out.") from None
+    if not np.isfinite(number):
+        raise InvalidInput(f"{what} is {number}; give a finite number or leave it out.")
+    return number
+
+
+def _tile_size(value) -> int:
+    try:
+        size = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"the tile size {value!r} is not a whole number; give one from 1 to {MAX_TILE}.") from None
+    if size != value or not 1 <= size <= MAX_TILE:
+        raise InvalidInput(f"the tile size {value} is out of range; give a whole number from 1 to {MAX_TILE}.")
+    return size
+
+
+def check_frame_size(height: int, width: int, *, where: str) -> None:
+    """Refuse a declared frame whose float32 pixels exceed ``MAX_FRAME_BYTES``, before allocating it.
+
+    ``where`` names the file (or stream) for the message.
+    """
+    needed = int(height) * int(width) * 4
+    if needed > MAX_FRAME_BYTES:
+        raise ResourceExhausted(
+            f"{where} declares {height}x{width}-pixel frames ({needed / 2**30:.1f} GiB each as 32-bit), more than "
+            f"the {MAX_FRAME_BYTES >> 20} MiB one frame may take; crop or bin the image, or the file is damaged."
+        )

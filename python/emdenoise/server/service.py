@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from emdenoise._version import __version__
 from emdenoise.engine import Engine, ModelCard
+from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
@@ -143,17 +144,19 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         card = self.engine.card(options.model_id or None, modality=options.modality or "any")
         if card.task != "denoise":
             raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
-        calibration = {
-            "gain": options.gain if options.HasField("gain") else None,
-            "offset": options.offset if options.HasField("offset") else None,
-        }
+        checked = check_job_options(
+            gain=options.gain if options.HasField("gain") else None,
+            offset=options.offset if options.HasField("offset") else None,
+            tile_size=options.tile_size,
+        )
+        calibration = {"gain": checked["gain"], "offset": checked["offset"]}
         yield pb.DenoiseResponse(started=job_info(card, self.engine.device))
         frames = incoming_frames(request_iterator, context, options_name="DenoiseOptions",
                                  max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count)
         for index, frame in frames:
             with self._compute_slot(context):
                 result = self.engine.denoise_frame(
-                    frame, card, index=index, tile_size=options.tile_size or None, **calibration
+                    frame, card, index=index, tile_size=checked["tile_size"], **calibration
                 )
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)

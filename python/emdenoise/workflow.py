@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import numpy as np
 
 from emdenoise.engine.repository import choose_default
+from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import ModelNotFound, UserError
 from emdenoise.io.metadata import ImageMetadata
+from emdenoise.io.outputs import check_target, child_path, display_name
 from emdenoise.io.tiff import frame_count, iter_tiff_frames, read_tiff_metadata, write_tiff
 
 if TYPE_CHECKING:
@@ -36,6 +38,10 @@ def open_frames(path: Path) -> tuple[Iterator[np.ndarray], ImageMetadata, int]:
     if path.suffix.lower() in TIFF_SUFFIXES:
         try:
             metadata = read_tiff_metadata(path)
+        except UserError:
+            raise
+        except OSError as error:
+            raise UserError(f"{path} cannot be opened ({error.strerror or error}); check its permissions.") from None
         except Exception as error:  # tifffile raises many kinds for corrupt files
             raise UserError(f"{path} is not a readable TIFF file ({error}); re-export it.") from None
         if metadata.extra.get("rgb"):
@@ -53,7 +59,7 @@ def output_path_for(input_path: Path, output: Path, model_id: str, *, single: bo
     ``*.tif``, else ``output/<stem>_denoised-<model>.tif``."""
     if single and output.suffix.lower() in TIFF_SUFFIXES:
         return output
-    return output / f"{input_path.stem}_denoised-{model_id}.tif"
+    return child_path(output, f"{input_path.stem}_denoised-{model_id}.tif")
 
 
 def provenance(info: dict, *, source: Path, counts: "CountsCalibration | None") -> dict[str, str]:
@@ -64,7 +70,7 @@ def provenance(info: dict, *, source: Path, counts: "CountsCalibration | None") 
         "graph_sha256": info.get("graph_sha256", "") or "none (classical filter)",
         "version": info.get("emdenoise_version", ""),
         "device": info.get("device", ""),
-        "source": source.name,
+        "source": display_name(source.name),
     }
     if counts is None:
         lines.update(gain="not needed by this model", offset="not needed by this model")
@@ -140,9 +146,11 @@ def denoise_file(
     ``on_frame(done, total)`` is called after each result frame is handed to the writer
     (the Fiji bridge reports progress this way); ``progress`` shows a terminal bar.
     """
-    if output_path.exists() and not overwrite:
-        raise UserError(f"{output_path} already exists; pass --overwrite to replace it.")
+    checked = check_job_options(gain=gain, offset=offset, tile_size=tile_size)
+    gain, offset, tile_size = checked["gain"], checked["offset"], checked["tile_size"]
+    check_target(output_path, overwrite=overwrite)
     frames, metadata, count = open_frames(input_path)
+    frames, read_error = _remembering(frames)
     first = next(frames, None)
     if count == 0 or first is None:
         raise UserError(f"{input_path} holds no frames; there is nothing to denoise.")
@@ -160,14 +168,37 @@ def denoise_file(
         from tqdm import tqdm
 
         results = tqdm(results, total=count, unit="frame", desc=input_path.name, leave=False, disable=None)
-    return write_tiff(
-        output_path,
-        results,
-        metadata,
-        provenance=provenance(info, source=input_path, counts=counts),
-        overwrite=overwrite,
-        frame_total=count,
-    )
+    try:
+        return write_tiff(
+            output_path,
+            results,
+            metadata,
+            provenance=provenance(info, source=input_path, counts=counts),
+            overwrite=overwrite,
+            frame_total=count,
+        )
+    except UserError:
+        if read_error:  # a remote job fails with the transport's words; the file's own are better
+            raise read_error[0] from None
+        raise
+
+
+def _remembering(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], list[UserError]]:
+    """``frames`` as they are, and a list that receives the error reading them raised, if any.
+
+    A remote client reads the frames in gRPC's sending thread, where a read error only
+    cancels the call; the job then fails with a transport message instead of the file's.
+    """
+    errors: list[UserError] = []
+
+    def frames_of_file() -> Iterator[np.ndarray]:
+        try:
+            yield from frames
+        except UserError as error:
+            errors.append(error)
+            raise
+
+    return frames_of_file(), errors
 
 
 def _reporting(results: Iterable[np.ndarray], total: int, on_frame) -> Iterator[np.ndarray]:
@@ -186,41 +217,116 @@ class Outcome:
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named directly, plus the files directly inside named folders (sorted)."""
+    """Files named directly, plus the files directly inside named folders (sorted).
+
+    Raises
+    ------
+    UserError
+        A named folder cannot be listed (permissions).
+    """
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            try:
+                paths += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            except OSError as error:
+                raise UserError(f"cannot list the folder {path} ({error.strerror or error}); check its permissions "
+                                "or name the files inside it.") from None
         else:
             paths.append(path)
     return paths
 
 
-def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | None, overwrite: bool = False, **options) -> list[Outcome]:
-    """Denoise every input into ``output``; skip existing results, continue past failures."""
+def plan_outputs(inputs: list[Path], output: Path, model_id: str) -> list[tuple[Path, Path | UserError]]:
+    """The output of each input, or the error that rules it out, checked before any work.
+
+    Parameters
+    ----------
+    inputs : list of Path
+    output : Path
+        Output folder, or a ``.tif`` file for one input.
+    model_id : str
+        Part of each output name.
+
+    Returns
+    -------
+    list of (source, target or UserError)
+        A name that cannot be made (too long, not a plain name) fails only its input.
+
+    Raises
+    ------
+    UserError
+        Two inputs would be written to the same output, or an output is one of the inputs.
+    """
     single = len(inputs) == 1
-    if not (single and output.suffix.lower() in TIFF_SUFFIXES):
+    if single and output.suffix.lower() in TIFF_SUFFIXES and output.is_dir():
+        raise UserError(f"-o {display_name(output)} is an existing folder; give a file name that no folder has, "
+                        "or drop the .tif ending to write into a folder.")
+    plan: list[tuple[Path, Path | UserError]] = []
+    for source in inputs:
+        try:
+            plan.append((source, output_path_for(source, output, model_id, single=single)))
+        except UserError as error:
+            plan.append((source, error))
+    _refuse_clashes(plan)
+    return plan
+
+
+def _refuse_clashes(plan: list[tuple[Path, Path | UserError]]) -> None:
+    """Refuse outputs two inputs share, and outputs that are inputs (raw data is never replaced)."""
+    inputs = {_identity(source): source for source, _ in plan}
+    claimed: dict[str, Path] = {}
+    for source, target in plan:
+        if isinstance(target, UserError):
+            continue
+        key = _identity(target)
+        if key in inputs:
+            raise UserError(f"the output {display_name(target)} is the input {display_name(inputs[key])}; "
+                            "choose another -o so the raw data is kept.")
+        if key in claimed:
+            raise UserError(f"{display_name(claimed[key])} and {display_name(source)} would both be written to "
+                            f"{display_name(target)}; denoise them in separate runs with different -o folders.")
+        claimed[key] = source
+
+
+def _identity(path: Path) -> str:
+    """One key per file: the resolved path (symlinks and ``..`` followed)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | None, overwrite: bool = False, **options) -> list[Outcome]:
+    """Denoise every input into ``output``; skip existing results, continue past failures.
+
+    Outputs are planned before any work (:func:`plan_outputs`); a file that cannot be read
+    or written fails alone, with one sentence in its :class:`Outcome`.
+    """
+    check_job_options(gain=options.get("gain"), offset=options.get("offset"), tile_size=options.get("tile_size"))
+    resolved_model = model_id
+    if resolved_model is None:
+        resolved_model = _default_model(client, options.get("modality", "any"))
+    plan = plan_outputs(inputs, output, resolved_model)
+    if not (len(inputs) == 1 and output.suffix.lower() in TIFF_SUFFIXES):
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create the output folder {output} ({error.strerror}); choose another -o.") from None
-    resolved_model = model_id
-    if resolved_model is None:
-        resolved_model = _default_model(client, options.get("modality", "any"))
-    outcomes = []
-    for source in inputs:
-        target = output_path_for(source, output, resolved_model, single=single)
-        if target.exists() and not overwrite:
-            outcomes.append(Outcome(source, "skipped", f"{target.name} exists"))
-            continue
-        try:
-            denoise_file(client, source, target, model_id=resolved_model, overwrite=overwrite, **options)
-        except UserError as error:
-            outcomes.append(Outcome(source, "failed", str(error)))
-            continue
-        outcomes.append(Outcome(source, "written", str(target)))
-    return outcomes
+    return [_denoise_planned(client, source, target, resolved_model, overwrite, options) for source, target in plan]
+
+
+def _denoise_planned(client, source: Path, target: Path | UserError, model_id: str, overwrite: bool, options) -> Outcome:
+    if isinstance(target, UserError):
+        return Outcome(source, "failed", str(target))
+    if target.exists() and not target.is_dir() and not overwrite:
+        return Outcome(source, "skipped", f"{display_name(target.name)} exists")
+    try:
+        denoise_file(client, source, target, model_id=model_id, overwrite=overwrite, **options)
+    except UserError as error:
+        return Outcome(source, "failed", str(error))
+    except OSError as error:  # writing: disk full, permissions, a name the file system refuses
+        return Outcome(source, "failed", f"{display_name(target)} could not be written ({error.strerror or error}); "
+                                         "free space or choose another -o.")
+    return Outcome(source, "written", display_name(target))
 
 
 def _default_model(client, modality: str) -> str:
@@ -229,9 +335,10 @@ def _default_model(client, modality: str) -> str:
 
 def summary_table(outcomes: list[Outcome]) -> str:
     """Plain-text table of a batch's outcomes with a totals line."""
-    width = max([len(o.source.name) for o in outcomes] + [4])
+    names = [display_name(o.source.name) for o in outcomes]
+    width = max([len(name) for name in names] + [4])
     lines = [f"{'file':<{width}}  {'status':<8}  detail"]
-    lines += [f"{o.source.name:<{width}}  {o.status:<8}  {o.detail}" for o in outcomes]
+    lines += [f"{name:<{width}}  {o.status:<8}  {display_name(o.detail)}" for name, o in zip(names, outcomes)]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("written", "skipped", "failed")}
     lines.append(f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed")
     return "\n".join(lines)

@@ -33,7 +33,10 @@ import zstandard
 from emdenoise.compress.codec import EncodedFrame
 from emdenoise.compress.grid import plan_grid
 from emdenoise.compress.quantize import QuantisedLatents, dequantise, quantise
+from emdenoise.engine.cards import MODEL_ID_PATTERN
+from emdenoise.engine.validation import MAX_FRAME_BYTES, check_frame_size
 from emdenoise.errors import InvalidInput, UserError
+from emdenoise.io.outputs import check_target, commit, unique_temporary
 
 SIGNATURE = b"\x89EMZ\r\n\x1a\n"
 TRAILER = b"EMZ-END\x00"
@@ -135,7 +138,7 @@ def make_header(
 
 
 class EmzWriter:
-    """Write an ``.emz`` file frame by frame (to a temporary name, renamed when complete).
+    """Write an ``.emz`` file frame by frame (to a temporary file of its own, renamed when complete).
 
     Parameters
     ----------
@@ -148,16 +151,16 @@ class EmzWriter:
 
     def __init__(self, path: str | os.PathLike, header: EmzHeader, *, overwrite: bool = False):
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise UserError(f"{self.path} already exists; pass --overwrite to replace it or choose another output.")
+        check_target(self.path, overwrite=overwrite)
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise UserError(f"output folder {parent} does not exist; create it first.")
         self.header = header
+        self.overwrite = overwrite
         self.written = 0
         level = int(header.raw["quantisation"]["level"])
         self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=True)
-        self._temporary = self.path.with_name(f".{self.path.name}.partial")
+        self._temporary = unique_temporary(self.path)
         self._handle: BinaryIO = open(self._temporary, "wb")
         text = json.dumps(header.raw, sort_keys=True).encode("utf-8")
         self._handle.write(SIGNATURE + _HEAD.pack(FORMAT, len(text)) + text + _U32.pack(zlib.crc32(text)))
@@ -187,7 +190,7 @@ class EmzWriter:
                 )
             self._handle.write(TRAILER + _U32.pack(self.written))
             self._handle.close()
-            os.replace(self._temporary, self.path)
+            commit(self._temporary, self.path, overwrite=self.overwrite)
         finally:
             self.abort()
         return self.path
@@ -196,8 +199,7 @@ class EmzWriter:
         """Drop a partial file."""
         if not self._handle.closed:
             self._handle.close()
-        if self._temporary.exists():
-            self._temporary.unlink()
+        self._temporary.unlink(missing_ok=True)
 
     def __enter__(self):
         return self
@@ -240,7 +242,29 @@ def _read_header(handle: BinaryIO, path: Path) -> EmzHeader:
              header.depth, header.side, header.bits)
     except (ValueError, KeyError, TypeError) as error:
         raise EmzError(f"{path.name} has an unreadable header ({error}); it was not written by a compatible emdenoise.") from None
+    _check_header(header, path)
     return header
+
+
+def _check_header(header: EmzHeader, path: Path) -> None:
+    """Refuse a header whose sizes the file cannot back or memory cannot hold, before any allocation."""
+    damaged = f"{path.name} has a damaged header ({{}}); copy the file again or compress the original anew."
+    sizes = {"frame height": header.frame_shape[0], "frame width": header.frame_shape[1], "tile size": header.tile,
+             "latent depth": header.depth, "latent side": header.side}
+    for what, value in sizes.items():
+        if value < 1:
+            raise EmzError(damaged.format(f"its {what} is {value}"))
+    if header.bits not in (8, 16) or header.frame_count < 0:
+        raise EmzError(damaged.format(f"{header.bits} bits, {header.frame_count} frames"))
+    if not MODEL_ID_PATTERN.match(header.model_id):  # the id becomes part of output file names
+        raise EmzError(damaged.format(f"its model id {header.model_id[:40]!r} is not a model name"))
+    if header.frame_count * (_RECORD.size + 1) > path.stat().st_size:
+        raise EmzError(damaged.format(f"it announces {header.frame_count} frames, more than the file can hold"))
+    check_frame_size(*header.frame_shape, where=path.name)
+    grid = plan_grid(header.frame_shape, header.tile)
+    latents = grid.count * header.depth * header.side ** 2 * 4  # float32 once dequantised
+    if latents > MAX_FRAME_BYTES:
+        raise EmzError(damaged.format(f"its latents need {latents >> 20} MiB per frame"))
 
 
 def read_header(path: str | os.PathLike) -> EmzHeader:

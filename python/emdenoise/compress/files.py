@@ -18,6 +18,7 @@ import numpy as np
 from emdenoise.compress.emz import DEFAULT_LEVEL, SUFFIX, EmzWriter, iter_frames, make_header, read_header
 from emdenoise.errors import InvalidInput, UserError
 from emdenoise.io.metadata import ImageMetadata
+from emdenoise.io.outputs import check_target, child_path, display_name
 from emdenoise.io.tiff import write_tiff
 
 _METADATA_FIELDS = ("pixel_size", "pixel_size_y", "unit", "frame_interval", "slice_labels", "axes", "shape", "info",
@@ -66,22 +67,24 @@ def metadata_from_dict(values: dict) -> ImageMetadata:
 
 
 def emz_path_for(input_path: Path, output: Path) -> Path:
-    """``output`` itself when it ends in ``.emz``, else ``output/<stem>.emz``."""
+    """``output`` itself when it ends in ``.emz``, else ``output/<stem>.emz`` (a plain name inside ``output``)."""
     if output.suffix.lower() == SUFFIX:
         return output
-    return output / f"{input_path.stem}{SUFFIX}"
+    return child_path(output, f"{input_path.stem}{SUFFIX}")
 
 
 def restored_path_for(input_path: Path, output: Path, model_id: str) -> Path:
-    """``output`` itself when it ends in ``.tif``/``.tiff``, else ``output/<stem>_denoised-<model>.tif``."""
+    """``output`` itself when it ends in ``.tif``/``.tiff``, else ``output/<stem>_denoised-<model>.tif``.
+
+    A name that would leave ``output`` (a model id from a crafted header) is refused.
+    """
     if output.suffix.lower() in (".tif", ".tiff"):
         return output
-    return output / f"{input_path.stem}_denoised-{model_id}.tif"
+    return child_path(output, f"{input_path.stem}_denoised-{model_id}.tif")
 
 
 def _prepare_target(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; pass --overwrite to replace it or choose another output.")
+    check_target(path, overwrite=overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -231,7 +234,7 @@ def decompress_file(
         "encoder_sha256": header.encoder_sha256,
         "version": info.get("emdenoise_version", ""),
         "device": info.get("device", ""),
-        "source": input_path.name,
+        "source": display_name(input_path.name),
         "original": f"{source.get('name', '')} ({source.get('dtype', '')})",
         "compressed": f"seed 002 autoencoder latents, {header.bits}-bit, zstd ({input_path.stat().st_size} bytes)",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -9,16 +9,24 @@ held whole by the writer.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import tifffile
 
-from emdenoise.errors import InvalidInput, UserError
+from emdenoise.errors import InvalidInput, ResourceExhausted, UserError
 from emdenoise.io.metadata import ImageMetadata
+from emdenoise.io.outputs import atomic_output, check_target
+from emdenoise.io.reader import CorruptFile
 
+# tifffile warns about damaged files on its logger; with no handler Python prints those
+# lines to stderr before our one-sentence error. Applications that configure logging
+# still receive them.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 def _pixel_size_from_resolution(page: tifffile.TiffPage) -> tuple[float | None, float | None]:
@@ -43,6 +51,8 @@ def _unit_without_imagej(page: tifffile.TiffPage) -> str:
 def read_tiff_metadata(path: str | os.PathLike) -> ImageMetadata:
     """Read calibration, labels and axes of a TIFF without loading its pixels.
 
+    The layout is checked as :func:`check_tiff_layout` does (its errors are raised here).
+
     Parameters
     ----------
     path : path-like
@@ -54,7 +64,7 @@ def read_tiff_metadata(path: str | os.PathLike) -> ImageMetadata:
     """
     path = Path(path)
     with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
+        series = check_tiff_layout(tif, path)
         page = tif.pages.first
         axes = series.axes.upper()
         meta = ImageMetadata(axes=axes, shape=tuple(series.shape), source_format="tiff")
@@ -141,19 +151,137 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
 
 
 def iter_tiff_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Yield the 2-D frames of a TIFF one at a time (pages are read lazily)."""
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
+    """Yield the 2-D frames of a TIFF one at a time (pages are read lazily).
+
+    The layout is checked first (:func:`check_tiff_layout`), and every failure to read a
+    frame becomes one sentence naming the file.
+
+    Raises
+    ------
+    CorruptFile
+        The file is truncated or damaged, here or in the middle of the stack.
+    InvalidInput, ResourceExhausted
+        See :func:`check_tiff_layout`.
+    """
+    with _reading(path, "its header"):
+        tif = tifffile.TiffFile(path)
+    with tif:
+        with _reading(path, "its header"):
+            series = check_tiff_layout(tif, path)
         if "S" in series.axes.upper() or tif.pages.first.photometric == tifffile.PHOTOMETRIC.RGB:
             raise InvalidInput(f"{path} holds an RGB image; convert it to 32-bit grayscale first.")
-        count = int(np.prod(series.shape[:-2], dtype=np.int64)) if len(series.shape) > 2 else 1
+        count = frame_count(series.shape)
         if len(series.pages) == count and all(p is not None for p in series.pages[:1]):
             for index in range(count):
-                yield series.pages[index].asarray()
+                with _reading(path, f"frame {index} of {count}"):
+                    frame = series.pages[index].asarray()
+                yield frame
         else:  # contiguous ImageJ stacks may expose one page for the whole series
-            data = series.asarray(out="memmap") if series.dataoffset else series.asarray()
-            for frame in data.reshape((-1,) + tuple(series.shape[-2:])):
-                yield np.asarray(frame)
+            with _reading(path, "its pixels"):
+                data = series.asarray(out="memmap") if series.dataoffset else series.asarray()
+            for index, frame in enumerate(data.reshape((-1,) + tuple(series.shape[-2:]))):
+                with _reading(path, f"frame {index} of {count}"):
+                    frame = np.array(frame)
+                yield frame
+
+
+@contextmanager
+def _reading(path, what: str) -> Iterator[None]:
+    """Turn whatever tifffile or the OS raise while reading ``what`` into one sentence."""
+    try:
+        yield
+    except UserError:
+        raise
+    except MemoryError:
+        raise ResourceExhausted(f"{path} is too large to read ({what}); crop it or split the stack into smaller files.") from None
+    except OSError as error:
+        raise CorruptFile(f"{path} cannot be read ({what}: {error.strerror or error}); check the file and its "
+                          "permissions, or copy it again.") from None
+    except Exception as error:  # tifffile and its codecs raise many kinds on damaged files
+        raise CorruptFile(f"{path} is damaged ({what} cannot be read: {type(error).__name__}); copy it again "
+                          "from the acquisition PC or re-save it from ImageJ.") from None
+
+
+MAX_DIMENSIONS = 5  # ImageJ hyperstacks: T, Z, C and the frame's Y, X
+
+
+def check_tiff_layout(tif: tifffile.TiffFile, path: str | os.PathLike) -> tifffile.TiffPageSeries:
+    """Return the one image series of ``tif``, refusing layouts that would lose data silently.
+
+    Checked before any pixel is read: one series only (pages of different sizes are not
+    dropped), at most 5 dimensions, as many frames as an ImageJ header announces, pixel
+    data that lie inside the file, and declared frame sizes that the file can hold
+    (uncompressed data cannot be larger than the file) and memory allows.
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+        The open file.
+    path : path-like
+        For the messages.
+
+    Returns
+    -------
+    tifffile.TiffPageSeries
+
+    Raises
+    ------
+    CorruptFile
+        Truncated or damaged: fewer frames than announced, data past the end of the file,
+        or a declared image larger than the file could hold.
+    InvalidInput
+        Several images of different sizes, or more than 5 dimensions.
+    ResourceExhausted
+        Frames larger than :data:`emdenoise.engine.validation.MAX_FRAME_BYTES` as float32.
+    """
+    series = [s for s in tif.series if not _is_thumbnail(s)]
+    if not series:
+        raise CorruptFile(f"{path} holds no image data; copy it again from the acquisition PC.")
+    if len(series) > 1:
+        shapes = ", ".join("x".join(map(str, s.shape)) for s in series[:4])
+        raise InvalidInput(f"{path} holds {len(series)} images of different sizes ({shapes}); emdenoise reads one "
+                           "stack per file, so save each image as its own TIFF first.")
+    first = series[0]
+    if len(first.shape) > MAX_DIMENSIONS:
+        raise InvalidInput(f"{path} holds a {len(first.shape)}-D image ({first.axes} {first.shape}); emdenoise reads at "
+                           f"most {MAX_DIMENSIONS}-D hyperstacks (TZCYX), so reduce or reshape it first.")
+    announced = (tif.imagej_metadata or {}).get("images")
+    found = frame_count(first.shape)
+    if announced is not None and int(announced) != found:
+        raise CorruptFile(f"{path} is truncated or damaged: its ImageJ header announces {announced} frames but "
+                          f"{found} can be read; copy the file again from the acquisition PC.")
+    _check_extents(first, path, int(tif.filehandle.size))
+    from emdenoise.engine.validation import check_frame_size  # the engine package loads ONNX Runtime
+
+    height, width = first.shape[-2:]
+    check_frame_size(height, width, where=str(path))
+    return first
+
+
+def _is_thumbnail(series: tifffile.TiffPageSeries) -> bool:
+    page = series.pages[0] if series.pages else None
+    return bool(getattr(page, "is_reduced", False))
+
+
+def _check_extents(series: tifffile.TiffPageSeries, path, size: int) -> None:
+    """Refuse pixel data that end past the file, or uncompressed frames larger than their data."""
+    if series.dataoffset is not None:  # contiguous, uncompressed: one block for the whole series
+        end = int(series.dataoffset) + int(series.nbytes)
+        if end > size:
+            raise CorruptFile(f"{path} is truncated or damaged: its pixels need {end} bytes but the file has {size}; "
+                              "copy it again from the acquisition PC.")
+        return
+    for index, page in enumerate(series.pages):
+        if page is None:
+            raise CorruptFile(f"{path} is damaged (page {index} cannot be found); copy it again from the acquisition PC.")
+        offsets, counts = page.dataoffsets, page.databytecounts
+        end = max((int(o) + int(c) for o, c in zip(offsets, counts)), default=0)
+        stored = sum(int(c) for c in counts)
+        uncompressed = getattr(page, "keyframe", page).compression == tifffile.COMPRESSION.NONE
+        if end > size or (uncompressed and page.nbytes > stored):
+            raise CorruptFile(f"{path} is truncated or damaged: page {index} declares {page.nbytes} bytes of pixels "
+                              f"but {min(stored, max(size - min(offsets, default=0), 0))} are stored; copy it again "
+                              "from the acquisition PC.")
 
 
 def frame_count(shape: tuple[int, ...]) -> int:
@@ -168,8 +296,9 @@ def _imagej_axes(meta: ImageMetadata, count: int) -> tuple[tuple[int, ...], str]
     axes = meta.axes.upper() if meta.axes else "YX"
     shape = tuple(meta.shape)
     prefix_axes = axes[:-2]
-    if shape and frame_count(shape) == count and all(a in "TZCQ" for a in prefix_axes):
-        prefix_axes = prefix_axes.replace("Q", "Z")
+    prefix_axes = prefix_axes.replace("Q", "Z")
+    in_imagej_order = prefix_axes == "".join(a for a in "TZC" if a in prefix_axes)  # also: no axis twice
+    if shape and frame_count(shape) == count and in_imagej_order:
         return tuple(shape[:-2]), prefix_axes
     if count == 1:
         return (), ""
@@ -190,8 +319,9 @@ def write_tiff(
     Parameters
     ----------
     path : path-like
-        Output file. Written to a temporary name first and renamed when complete, so an
-        interrupted run never leaves a truncated file under the final name.
+        Output file. Written to a temporary file of this call's own and renamed when
+        complete, so an interrupted run never leaves a truncated file under the final name
+        and two runs writing the same output do not collide.
     frames : iterable of ndarray
         2-D frames, written as they arrive.
     metadata : ImageMetadata
@@ -209,8 +339,7 @@ def write_tiff(
         The written file.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; pass --overwrite to replace it or choose another output.")
+    check_target(path, overwrite=overwrite)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"output folder {parent} does not exist; create it first.")
@@ -253,8 +382,7 @@ def write_tiff(
                 raise InvalidInput(f"received more than the {count} frames expected.")
             yield frame
 
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_output(path, overwrite=overwrite) as temporary:
         with tifffile.TiffWriter(temporary, imagej=True) as writer:
             writer.write(
                 counted(),
@@ -265,10 +393,6 @@ def write_tiff(
             )
         if written != count:
             raise InvalidInput(f"expected {count} frames but received {written}; the job was cut short.")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return path
 
 

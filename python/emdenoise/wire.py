@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from emdenoise.engine.validation import check_dtype
+from emdenoise.engine.validation import MAX_FRAME_BYTES, check_dtype
 from emdenoise.errors import InvalidInput, ResourceExhausted
 from emdenoise.v1 import denoiser_pb2 as pb
 
@@ -20,8 +20,6 @@ CHUNK_BYTES = 2 * 1024 * 1024
 #: (``TrainingEvent`` fields of the same names; seed 004 CSS and the two error estimates,
 #: adapt's held-out error and classical-auto's by the same criterion).
 HELD_OUT_SCORES = ("css", "paired_mse", "thinned_mse", "held_out_mse", "classical_mse")
-# Largest frame one request may announce by default (an 8k x 8k float32 frame is 256 MiB).
-MAX_FRAME_BYTES = 512 << 20
 
 
 def frame_to_chunks(frame: np.ndarray, frame_index: int, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.FrameChunk]:

@@ -72,8 +72,8 @@ def as_frames(image: np.ndarray) -> np.ndarray:
 # outside it is a typo (or 0/NaN from a form) that would turn counts into inf or all-NaN.
 GAIN_RANGE = (1e-6, 1e6)
 MAX_TILE = 1 << 16
-# Largest decoded frame (float32) a file may declare; equals the wire's largest frame
-# (emdenoise.wire.MAX_FRAME_BYTES), which imports this module and so cannot be imported here.
+# Largest frame (float32) a file may declare or one request may announce (the wire uses it
+# too); an 8k x 8k float32 frame is 256 MiB.
 MAX_FRAME_BYTES = 512 << 20
 
 

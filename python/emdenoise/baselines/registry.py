@@ -7,10 +7,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emdenoise.adapt.classical import gaussian_auto
 from emdenoise.baselines import ede, sbd
 
 SEED_EDE = "seed 001: Ede & Beanland 2019, sec. 4.1 and Table 1"
 SEED_SBD = "seed 003: Mohan et al. (SBD), sec. 5, appendix D and Table 1"
+SOURCE_AUTO = ("issue 18: Gaussian whose sigma each frame chooses by the blind-spot criterion "
+               "(Noise2Self, Batson & Royer 2019), masking the scan-line neighbours with correlated noise")
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class Baseline:
         ``function(image, **params) -> float32 image`` of the same shape.
     params : dict
         The paper's parameters, passed explicitly.
-    table : {"ede", "sbd"}
-        Which paper's Table 1 the method belongs to.
+    table : {"ede", "sbd", "auto"}
+        Which paper's Table 1 the method belongs to (``auto``: none, tuned per frame).
     source : str
         Seed citation.
     card_id : str or None
@@ -143,6 +146,16 @@ BASELINES: tuple[Baseline, ...] = (
             "Needs counts: the engine converts with the request's gain and offset "
             "(counts = (image - offset) / gain); without them the frame is taken to be counts.",
             "Slow on CPU (tens of seconds per megapixel).",
+        ),
+    ),
+    Baseline(
+        "gaussian_auto", "Gaussian (sigma chosen per frame)", gaussian_auto, {}, "auto", SOURCE_AUTO,
+        "classical-auto", "Gaussian blur, sigma chosen per frame without a clean image",
+        notes=(
+            "Each frame picks its sigma (0.4-8.6 px) by the blind-spot error of the masked Gaussian, which ranks "
+            "sigmas like the true error; the mask covers the scan-line neighbours whose noise correlates. "
+            "Needs no gain or offset. 'emdenoise adapt' tunes it per dataset (also VST + NLM) with the paired "
+            "or thinned error when the data allow.",
         ),
     ),
 )

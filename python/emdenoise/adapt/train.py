@@ -60,6 +60,9 @@ class Cancelled(Exception):
     """The job was asked to stop."""
 
 
+#: Least time between two progress events (evaluations are always reported).
+REPORT_SECONDS = 1.0
+
 CRITERIA = {"pair": "paired error between registered frames (both directions)",
             "thinning": "thinned error between binomial halves (p = 0.5)",
             "blindspot": "blind-spot error of the masked (J-invariant) restoration"}
@@ -236,7 +239,7 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
     best_error, best_step, best_state = float("inf"), 0, copy.deepcopy(averaged.state_dict())
     history: list[dict] = []
     start, cpu_start = time.monotonic(), time.process_time()
-    last_eval, step, stopped, running = start, 0, "steps", None
+    last_eval, last_report, step, stopped, running = start, 0.0, 0, "steps", None
     budget = max(1.0, float(config.max_seconds))
     while step < config.steps:
         if should_stop():
@@ -266,7 +269,9 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
             if error < best_error:
                 best_error, best_step, best_state = error, step, copy.deepcopy(averaged.state_dict())
             event.update(held_out_mse=error, classical_mse=classical.error)
-        on_event(event)
+        if "held_out_mse" in event or time.monotonic() - last_report >= REPORT_SECONDS:
+            last_report = time.monotonic()  # a watcher re-reads the event log: a line per step would cost it CPU
+            on_event(event)
     error = evaluate()
     history.append({"step": step, "seconds": round(time.monotonic() - start, 1), "held_out_mse": error})
     if error < best_error:

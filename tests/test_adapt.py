@@ -178,3 +178,39 @@ def test_adapt_on_a_lone_frame_uses_the_blind_spot_and_reports_classical_auto(en
     assert card["training_data"]["scan_line_mask_half_width"] >= 1  # the sample's noise is streaked along x
     assert "blind-spot" in card["metrics"]["held_out_no_truth"]["criterion"]
     assert ("NOT better" in printed) != card["metrics"]["held_out_no_truth"]["beats_classical_auto"]
+
+
+@torch_needed
+def test_adapt_job_on_a_real_server_that_never_imports_torch(env, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_train_series import Server  # the server process whose torch import fails loudly
+
+    from emdenoise.client import RemoteClient
+
+    clean = specimen(128, seed=10)
+    rng = np.random.default_rng(11)
+    frames = [rng.poisson(clean).astype(np.float32) for _ in range(3)]
+    server = Server(env, mode="guard")
+    try:
+        with RemoteClient(server.address) as client:
+            settings = {"max_seconds": 6, "eval_seconds": 2, "width": 8, "classical_nlm": False, "method": "auto"}
+            job = client.training.start(frames, "adapt-test-remote", gain=1.0, offset=0.0, settings=settings,
+                                        series_name="three frames", recipe="adapt", frame_count=3)
+            events = list(client.training.watch(job["job_id"]))
+            assert events[-1]["state"] == "done", events[-1]
+            scored = [e for e in events if e["held_out_mse"] is not None]
+            assert scored and all(np.isfinite(e["held_out_mse"]) and e["classical_mse"] > 0 for e in scored)
+            assert "classical-auto" in events[-1]["message"]
+            card = {c["id"]: c for c in client.list_models()}["adapt-test-remote"]
+            assert card["training"]["method"] == "pair" and card["training_data"]["frames"] == 3
+            restored = list(client.denoise(frames[:1], "adapt-test-remote", gain=1.0, offset=0.0))
+            assert restored[0].shape == clean.shape and np.isfinite(restored[0]).all()
+            with pytest.raises(InvalidInput, match="unknown adapt setting"):
+                client.training.start(frames, "adapt-test-bad", gain=1.0, offset=0.0, recipe="adapt",
+                                      settings={"widht": 8})
+            with pytest.raises(InvalidInput, match="unknown training recipe"):
+                client.training.start(frames, "adapt-test-bad", gain=1.0, offset=0.0, recipe="magic")
+    finally:
+        server.stop()

@@ -148,9 +148,13 @@ def _dialog_text(window) -> str:
 
 
 def _start_dialog_watchdog(keep: set) -> None:
-    """Print and dispose every modal dialog except those whose title is in ``keep``."""
+    """Print and dispose every modal dialog except the GenericDialogs whose title is in ``keep``.
+
+    A command's closing message (same title, not a GenericDialog) is printed and closed too.
+    """
     import threading
 
+    from ij.gui import GenericDialog
     from java.awt import Dialog, Window
 
     def watch() -> None:
@@ -158,7 +162,7 @@ def _start_dialog_watchdog(keep: set) -> None:
             for window in Window.getWindows():
                 if isinstance(window, Dialog) and window.isShowing() and window.isModal():
                     title = str(window.getTitle())
-                    if title in keep:
+                    if title in keep and isinstance(window, GenericDialog):
                         continue
                     print(f"{DIALOG_MARK} {title} | {_dialog_text(window)}", flush=True)
                     window.dispose()
@@ -236,7 +240,8 @@ def _harness_main(argv: list[str]) -> int:
     parser.add_argument("--open", help="image to open first (GUI scenarios)")
     parser.add_argument("--macro", help="macro file to run on the main thread")
     parser.add_argument("--arg", default="")
-    parser.add_argument("--record", help="k=v;k=v: run EM Denoise from the menu with these dialog values, print the recorder")
+    parser.add_argument("--record", help="k=v;k=v: run the --record-command from the menu with these dialog values, print the recorder")
+    parser.add_argument("--record-command", default="EM Denoise", help="the command --record runs (default EM Denoise)")
     parser.add_argument("--menu-screenshot", help="PNG path: open Plugins > emdenoise and capture the screen")
     parser.add_argument("--escape", help="options: run EM Denoise with them, press Esc once frames stream")
     parser.add_argument("--temp", help="ImageJ's temp folder (where job folders appear), for --escape")
@@ -248,7 +253,7 @@ def _harness_main(argv: list[str]) -> int:
     jpype.startJVM(f"-Dplugins.dir={args.imagej_dir}", "-Xmx1g", classpath=[str(IJ_JAR)])
     from ij import IJ, ImageJ
 
-    _start_dialog_watchdog(keep={"EM Denoise"} if args.record else set())
+    _start_dialog_watchdog(keep={args.record_command} if args.record else set())
     if args.gui or args.record or args.menu_screenshot:
         ImageJ()
         time.sleep(1.0)
@@ -258,7 +263,7 @@ def _harness_main(argv: list[str]) -> int:
         result = IJ.runMacroFile(args.macro, args.arg)
         print(f"MACRO-RETURN {result}", flush=True)
     if args.record:
-        _record(dict(item.split("=", 1) for item in args.record.split(";") if item))
+        _record(dict(item.split("=", 1) for item in args.record.split(";") if item), args.record_command)
     if args.menu_screenshot:
         _menu_screenshot(Path(args.menu_screenshot))
     if args.escape:
@@ -269,22 +274,22 @@ def _harness_main(argv: list[str]) -> int:
     os._exit(0)
 
 
-def _record(values: dict[str, str]) -> None:
-    """Open the Macro Recorder, run EM Denoise from the menu as a user, print the recording."""
+def _record(values: dict[str, str], command: str = "EM Denoise") -> None:
+    """Open the Macro Recorder, run ``command`` from the menu as a user, print the recording."""
     from ij import IJ, WindowManager
     from ij.plugin.frame import Recorder
 
     IJ.run("Record...")
     time.sleep(0.5)
     before = WindowManager.getImageCount()
-    IJ.doCommand("EM Denoise")  # what choosing it in Plugins > emdenoise does
-    _fill_and_ok(_wait_for_dialog("EM Denoise"), values)
+    IJ.doCommand(command)  # what choosing it in Plugins > emdenoise does
+    _fill_and_ok(_wait_for_dialog(command), values)
     # The recorder writes the command's line when the command has finished.
     deadline = time.monotonic() + 90
     text = ""
     while time.monotonic() < deadline:
         text = str(Recorder.getInstance().getText())
-        if "EM Denoise" in text:
+        if command in text:
             break
         time.sleep(0.1)
     print(f"IMAGES {before} -> {WindowManager.getImageCount()}", flush=True)

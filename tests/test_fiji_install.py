@@ -19,7 +19,7 @@ from emdenoise.fiji.jobdir import HEARTBEAT, JobDir, read_keyvalues, sweep_stale
 
 #: Commands ARCHITECTURE.md names that already ship (others join as their features land).
 ARCHITECTURE_COMMANDS = ("EM Benchmark", "EM Compress", "EM Decompress", "EM Denoise", "EM Likelihood Map", "EM Server Settings",
-                         "EM Train On Series")
+                         "EM Train On Data", "EM Train On Series")
 
 
 def shipped_commands() -> list[str]:

@@ -232,7 +232,15 @@ def run_train(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     return run_train_job(job, request)
 
 
-ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood, "train": run_train}
+def run_adapt(job: JobDir, request: dict[str, str]) -> dict[str, object]:
+    """EM Train On Data (``emdenoise adapt``, issue 18): see :mod:`emdenoise.fiji.adapt_job`."""
+    from emdenoise.fiji.adapt_job import run_adapt_job
+
+    return run_adapt_job(job, request)
+
+
+ACTIONS = {"denoise": run_denoise, "benchmark": run_benchmark, "likelihood": run_likelihood, "train": run_train,
+           "adapt": run_adapt}
 
 
 def run_compress(job: JobDir, request: dict[str, str]) -> dict[str, object]:
@@ -277,7 +285,10 @@ def _watch_heartbeat(job: JobDir, started: float, finished: threading.Event) -> 
 
 
 def _run_cancel_hooks() -> None:
-    """Cancel what outlives this worker (a training job on a server) before it exits."""
+    """Cancel what outlives this worker (a training job on a server) before it exits.
+
+    EM Train On Series and EM Train On Data both register theirs in ``train_job.CANCEL_HOOKS``.
+    """
     hooks = sys.modules.get("emdenoise.fiji.train_job")
     for hook in list(getattr(hooks, "CANCEL_HOOKS", ())):
         try:

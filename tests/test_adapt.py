@@ -93,7 +93,7 @@ def test_prepare_registers_drifting_frames_and_chooses_the_method():
     a = rng.poisson(clean[8:200, 4:196]).astype(np.float32)
     b = rng.poisson(clean[13:205, 1:193]).astype(np.float32)  # drifted by (5, -3) px
     data = prepare([20 * a + 100, 20 * b + 100], gain=20.0, offset=100.0)
-    assert data.method == "pair" and data.shifts[1] == (-5, 3)
+    assert data.method == "pair" and data.shifts == [(-5, 3)]
     aligned = np.concatenate([data.train, data.held_out], axis=1)
     assert np.corrcoef(gaussian_filter(aligned[0], 2).ravel(), gaussian_filter(aligned[1], 2).ravel())[0, 1] > 0.9
     assert prepare([a], gain=1.0, offset=0.0).method == "thinning"  # whole counts: a counting detector

@@ -28,8 +28,12 @@ HELD_OUT_SHARE = 0.125
 #: Fewest rows of that strip, and the smallest frame side adapt trains on.
 MIN_HELD_OUT_ROWS = 32
 MIN_SIDE = 64
-#: Correlation of the smoothed frames below which two frames do not show one field.
-MIN_FIELD_CORRELATION = 0.2
+#: Noise-corrected correlation of the smoothed frames below which two frames do not show one field.
+MIN_FIELD_CORRELATION = 0.5
+#: Gaussian sigma [px] of the smoothing before registration and the field check.
+SMOOTHING = 2.0
+#: Most neighbouring pairs a series contributes (spread over its length).
+MAX_PAIRS = 64
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class AdaptData:
     ----------
     method : {"pair", "thinning", "blindspot"}
     train, held_out : ndarray, float32, (T, Y, X)
-        Registered frames in counts: the training rows and the held-out bottom strip.
+        Frames in counts: the training rows and the held-out bottom strip. For the pair
+        method, frames ``2p`` and ``2p + 1`` are a registered pair of neighbours.
     gain, offset, dose : float
         ``counts = (raw - offset) / gain``; mean counts per pixel.
     calibration : str
@@ -48,8 +53,10 @@ class AdaptData:
     half_width : int
         Scan-line neighbours on each side with correlated noise (blind-spot mask).
     shifts : list of (int, int)
-        Shift (dy, dx) of each frame against the first, removed by cropping.
+        Pair method: the shift (dy, dx) of each registered pair, removed by cropping.
     notes : tuple of str
+    source_frames : int
+        Frames given (the pair method trains on pairs of neighbours among them).
     """
 
     method: str
@@ -62,11 +69,13 @@ class AdaptData:
     half_width: int
     shifts: list = field(default_factory=list)
     notes: tuple = field(default_factory=tuple)
+    source_frames: int = 0
 
     def summary(self) -> dict:
         """What the model card records about the data."""
         t, h, w = self.train.shape
-        return {"method": self.method, "frames": int(t), "train_shape": [int(h), int(w)],
+        return {"method": self.method, "frames": int(self.source_frames or t), "train_frames": int(t),
+                "pairs": len(self.shifts), "train_shape": [int(h), int(w)],
                 "held_out_rows": int(self.held_out.shape[1]), "dose_counts_per_px": float(self.dose),
                 "gain": float(self.gain), "offset": float(self.offset), "calibration": self.calibration,
                 "scan_line_mask_half_width": int(self.half_width), "shifts": [list(s) for s in self.shifts],
@@ -120,36 +129,62 @@ def to_counts(data: np.ndarray, gain: float | None, offset: float | None) -> tup
 
 
 def register(counts: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Remove the drift between frames: whole-pixel shifts by phase correlation, then the common overlap.
+    """Neighbouring frames as registered pairs: whole-pixel shifts by phase correlation, then each pair's overlap.
 
+    Returns ``pairs`` (2P, Y, X), frames ``2p`` and ``2p + 1`` showing the same area (at
+    most :data:`MAX_PAIRS` pairs, spread over the series), and each pair's shift ``(dy,
+    dx)``: frame t + 1 at ``(y + dy, x + dx)`` shows what frame t shows at ``(y, x)``.
+    Noise2Noise needs only neighbours aligned, so a series may drift far over its length.
     Whole-pixel shifts keep the noise of every pixel independent (interpolation would
     correlate it). Frames that do not show one field are refused.
     """
-    from scipy.ndimage import gaussian_filter
     from skimage.registration import phase_cross_correlation
 
-    smooth = [gaussian_filter(frame, 1.5) for frame in counts]
-    shifts = [(0, 0)]
-    for t in range(1, len(counts)):
-        shift, _, _ = phase_cross_correlation(smooth[t - 1], smooth[t], normalization=None)
-        dy, dx = (-int(round(v)) for v in shift)  # frame t at (y + dy, x + dx) shows what frame t - 1 shows at (y, x)
-        shifts.append((shifts[-1][0] + dy, shifts[-1][1] + dx))
     _, height, width = counts.shape
-    top = max(0, *(-dy for dy, _ in shifts)) if len(shifts) > 1 else 0
-    left = max(0, *(-dx for _, dx in shifts)) if len(shifts) > 1 else 0
-    bottom = height - max(0, *(dy for dy, _ in shifts)) if len(shifts) > 1 else height
-    right = width - max(0, *(dx for _, dx in shifts)) if len(shifts) > 1 else width
-    if bottom - top < max(MIN_SIDE, height // 2) or right - left < max(MIN_SIDE, width // 2):
-        raise InvalidInput(f"the frames drift by up to {max(abs(v) for s in shifts for v in s)} px, so less than half "
-                           "of the field is common to all; give frames of one area (or fewer frames).")
-    aligned = np.stack([counts[t, top + dy : bottom + dy, left + dx : right + dx] for t, (dy, dx) in enumerate(shifts)])
-    for t in range(1, len(aligned)):
-        a, b = (gaussian_filter(aligned[t - 1 + k], 2.0) for k in (0, 1))
-        r = float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    starts = np.unique(np.linspace(0, len(counts) - 2, min(MAX_PAIRS, len(counts) - 1)).round().astype(int))
+    shifts, crops = [], []
+    for t in starts:
+        shift, _, _ = phase_cross_correlation(_smooth(counts[t]), _smooth(counts[t + 1]), normalization=None)
+        dy, dx = (-int(round(v)) for v in shift)
+        if height - abs(dy) < max(MIN_SIDE, height // 2) or width - abs(dx) < max(MIN_SIDE, width // 2):
+            raise InvalidInput(f"frames {t} and {t + 1} are shifted by ({dy}, {dx}) px, so less than half of the field "
+                               "is common to both; give frames of one area.")
+        a = counts[t, max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+        b = counts[t + 1, max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)]
+        r = _field_correlation(a, b)
         if r < MIN_FIELD_CORRELATION:
-            raise InvalidInput(f"frames {t - 1} and {t} do not show the same field (correlation {r:.2f} after the best "
-                               "shift); give frames of one area, or adapt on a single frame with --method blindspot.")
-    return aligned.astype(np.float32), shifts
+            raise InvalidInput(f"frames {t} and {t + 1} do not show the same field (structure correlation {r:.2f} after "
+                               "the best shift); give frames of one area, or adapt on a single frame with --method blindspot.")
+        shifts.append((dy, dx))
+        crops.append((a, b))
+    rows, cols = min(a.shape[0] for a, _ in crops), min(a.shape[1] for a, _ in crops)
+    pairs = np.stack([frame[:rows, :cols] for pair in crops for frame in pair])
+    return pairs.astype(np.float32), shifts
+
+
+def _smooth(frame: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(frame, dtype=np.float64), SMOOTHING)
+
+
+def _field_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of the structure two registered frames share, with the shot noise's share removed.
+
+    Smoothing leaves ``mean * sum(kernel^2) * (1 + 2 sum rho_k)`` of Poisson noise variance
+    in each frame (``rho_k`` the scan-line correlations); taking it out of the variances
+    makes the figure near 1 for one field at any dose and near 0 for unrelated fields. With
+    no structure above the noise (a flat field) there is nothing to contradict: 1.
+    """
+    sa, sb = _smooth(a), _smooth(b)
+    power = 1.0 / (4 * np.pi * SMOOTHING**2)
+    noise = [max(float(f.mean()), 0.0) * power * (1 + 2 * sum(max(r, 0.0) for r in scores.scan_line_correlation(f)))
+             for f in (a, b)]
+    signal_a, signal_b = float(sa.var()) - noise[0], float(sb.var()) - noise[1]
+    if min(signal_a, signal_b) <= 0.1 * max(noise):
+        return 1.0
+    covariance = float(np.mean((sa - sa.mean()) * (sb - sb.mean())))
+    return float(np.clip(covariance / np.sqrt(signal_a * signal_b), -1.0, 1.0))
 
 
 def choose_method(counts: np.ndarray, requested: str = "auto") -> str:
@@ -200,7 +235,7 @@ def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float |
     data = stack(frames)
     counts, gain, offset, source, notes = to_counts(data, gain, offset)
     chosen = choose_method(counts, method)
-    shifts: list = [(0, 0)] * len(counts)
+    shifts: list = []
     if chosen == "pair":
         counts, shifts = register(counts)
     elif len(counts) > 1:
@@ -209,4 +244,4 @@ def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float |
     train, held_out = split(counts)
     return AdaptData(method=chosen, train=train, held_out=held_out, gain=gain, offset=offset,
                      dose=float(counts.mean()), calibration=source, half_width=half_width,
-                     shifts=[tuple(s) for s in shifts], notes=tuple(notes))
+                     shifts=[tuple(s) for s in shifts], notes=tuple(notes), source_frames=len(data))

@@ -48,18 +48,6 @@ def paired_error(restore: Restore, frame_a: np.ndarray, frame_b: np.ndarray) -> 
     return 0.5 * (paired_frame_mse(restore(frame_a), frame_b) + paired_frame_mse(restore(frame_b), frame_a))
 
 
-def series_error(restore: Restore, frames: np.ndarray) -> float:
-    """Mean :func:`paired_error` over consecutive frames of a registered series (T, Y, X)."""
-    if len(frames) < 2:
-        raise InvalidInput("the paired error needs two frames of the same field.")
-    restored = [restore(frame) for frame in frames]
-    errors = []
-    for t in range(len(frames) - 1):
-        errors.append(paired_frame_mse(restored[t], frames[t + 1]))
-        errors.append(paired_frame_mse(restored[t + 1], frames[t]))
-    return float(np.mean(errors))
-
-
 def thinning_halves(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split whole counts into two independent Poisson images, each rescaled to the full dose.
 

@@ -3,8 +3,8 @@
 One loop for the three methods of :mod:`emdenoise.adapt.data`; they differ only in the
 (input, target, loss mask) a batch holds:
 
-* ``pair``: input a crop of frame t, target the same crop of a neighbouring frame
-  (Noise2Noise, Lehtinen et al. 2018: the noise of the target averages out of the loss);
+* ``pair``: input a crop of one frame of a registered pair, target the same crop of the
+  other (Noise2Noise, Lehtinen et al. 2018: the noise of the target averages out of the loss);
 * ``thinning``: input ``kept / p`` and target ``(counts - kept) / (1 - p)`` of one crop,
   ``kept ~ Binomial(counts, p)`` with ``p`` drawn from :attr:`AdaptConfig.thinning`, so the
   network sees doses up to nearly the full one and stays valid there;
@@ -123,9 +123,8 @@ class _Sampler:
         i, j = self._window()
         weight = np.ones((c, c), np.float32)
         if self.data.method == "pair":
-            t = int(rng.integers(len(frames)))
-            u = t + 1 if t == 0 else (t - 1 if t == len(frames) - 1 or rng.integers(2) else t + 1)
-            x, y = frames[t, i : i + c, j : j + c], frames[u, i : i + c, j : j + c]
+            t = int(rng.integers(len(frames)))  # frames 2p and 2p + 1 are a registered pair
+            x, y = frames[t, i : i + c, j : j + c], frames[t ^ 1, i : i + c, j : j + c]
         elif self.data.method == "thinning":
             t = int(rng.integers(len(frames)))
             p = rng.uniform(*self.config.thinning)
@@ -173,7 +172,8 @@ def criterion_for(data: AdaptData) -> Callable[[scores.Restore], float]:
     """``restore -> no-truth error`` on the held-out strip, for the data's method."""
     held = data.held_out
     if data.method == "pair":
-        return lambda restore: scores.series_error(restore, held)
+        return lambda restore: float(np.mean([scores.paired_error(restore, held[t], held[t + 1])
+                                              for t in range(0, len(held), 2)]))
     if data.method == "thinning":
         return lambda restore: float(np.mean([scores.thinned_error(restore, f, seed=t) for t, f in enumerate(held)]))
     return lambda restore_blind: float(np.mean([scores.blind_spot_error(restore_blind, f) for f in held]))

@@ -112,7 +112,7 @@ def _train_adapt(job: Job, should_stop):
                      held_out=np.load(job.file("held_out.npy"), allow_pickle=False), gain=info["gain"],
                      offset=info["offset"], dose=info["dose_counts_per_px"], calibration=info["calibration"],
                      half_width=info["half_width"], shifts=[tuple(s) for s in info["shifts"]],
-                     notes=tuple(info["notes"]))
+                     notes=tuple(info["notes"]), source_frames=info["frames"])
     config = AdaptConfig.from_dict(request["config"])
     init = None
     if request.get("from_model"):

@@ -178,6 +178,9 @@ def test_adapt_on_a_lone_frame_uses_the_blind_spot_and_reports_classical_auto(en
     assert card["training_data"]["scan_line_mask_half_width"] >= 1  # the sample's noise is streaked along x
     assert "blind-spot" in card["metrics"]["held_out_no_truth"]["criterion"]
     assert ("NOT better" in printed) != card["metrics"]["held_out_no_truth"]["beats_classical_auto"]
+    # the blind-spot network is scored in its masked (J-invariant) form
+    assert "blind-spot" in card["metrics"]["held_out_no_truth"]["criterion"]
+    assert card["metrics"]["held_out_no_truth"]["classical_auto"]["method"].startswith("Gaussian")
 
 
 @torch_needed

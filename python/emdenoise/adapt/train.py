@@ -56,10 +56,6 @@ class AdaptResult:
         return self.error < self.classical.error
 
 
-class Cancelled(Exception):
-    """The job was asked to stop."""
-
-
 #: Least time between two progress events (evaluations are always reported).
 REPORT_SECONDS = 1.0
 

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a lone frame to adapt on and score by the no-truth criterion (repeatable)")
     p.add_argument("--minutes", type=float, default=10.0, help="training time of each adapt run (default 10)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="adapt settings (repeatable)")
-    p.add_argument("--skip-single-frame", action="store_true", help="with --pair: skip the single-frame run")
+    p.add_argument("--runs", default="pair,single", help="with --pair: the adapt runs, of pair and single "
+                   "(default both; 'none' scores the classical rows only)")
     p.add_argument("--out", type=Path, required=True, help="folder for models, jobs and adapt.json / adapt.md")
     p.set_defaults(func=run)
 
@@ -72,7 +73,7 @@ def _served(model_id: str, out: Path):
     return lambda image: engine.denoise_frame(np.asarray(image, np.float32), card, gain=1.0, offset=0.0)
 
 
-def pair_rows(path: Path, out: Path, settings: dict[str, Any], *, single_frame: bool) -> dict[str, Any]:
+def pair_rows(path: Path, out: Path, settings: dict[str, Any], *, runs: set[str]) -> dict[str, Any]:
     """The rows of the real-pair benchmark (see the module docstring)."""
     from emdenoise.adapt import classical, scores
     from emdenoise.noise.calibration import estimate_counts
@@ -100,10 +101,10 @@ def pair_rows(path: Path, out: Path, settings: dict[str, Any], *, single_frame: 
     rows.append({"method": f"classical-auto ({auto.label}, chosen on the left halves)", "error": on_right(auto.restore),
                  "seconds": round(time.monotonic() - started, 1)})
     stamp = time.strftime("%Y%m%d%H%M%S")
-    runs = [("pair", [left[0], left[1]], "left halves of both frames")]
-    if single_frame:
-        runs.append(("single", [left[0]], "left half of frame 1 alone"))
-    for kind, frames, what in runs:
+    planned = {"pair": ([left[0], left[1]], "left halves of both frames"), "single": ([left[0]], "left half of frame 1 alone")}
+    for kind, (frames, what) in planned.items():
+        if kind not in runs:
+            continue
         name = f"adapt-bench-{kind}-{stamp}"
         started = time.monotonic()
         card = _adapt(frames, name, out, settings, gain=1.0, offset=0.0, label=f"{path.name} ({what})")
@@ -161,7 +162,10 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"minutes": args.minutes, "settings": settings}
     if args.pair:
-        result["pair"] = pair_rows(args.pair, args.out, settings, single_frame=not args.skip_single_frame)
+        runs = {item.strip() for item in args.runs.split(",")} - {"none", ""}
+        if runs - {"pair", "single"}:
+            raise UserError(f"--runs takes pair, single or none, not {args.runs!r}.")
+        result["pair"] = pair_rows(args.pair, args.out, settings, runs=runs)
     result["single"] = [single_rows(path, args.out, settings) for path in args.single]
     (args.out / "adapt.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     text = markdown(result)

@@ -36,3 +36,12 @@ def calibrated_stack(tmp_path) -> Path:
         metadata={"axes": "TYX", "unit": "nm", "finterval": 0.5, "Labels": [f"frame-{i}" for i in range(6)]},
     )
     return path
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Private user-model and training-job folders (``$EMDENOISE_MODELS``, ``$EMDENOISE_JOBS``)."""
+    values = {"EMDENOISE_MODELS": str(tmp_path / "models"), "EMDENOISE_JOBS": str(tmp_path / "jobs")}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values

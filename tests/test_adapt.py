@@ -121,14 +121,6 @@ def test_prepare_refuses_bad_data_with_one_sentence(frames, kwargs, message):
 torch_needed = pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None, reason="needs [train]")
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    values = {"EMDENOISE_MODELS": str(tmp_path / "models"), "EMDENOISE_JOBS": str(tmp_path / "jobs")}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
 @torch_needed
 def test_adapt_cli_trains_on_a_pair_registers_the_model_and_it_denoises(env, tmp_path, capsys):
     clean = specimen(128, seed=8)

@@ -88,14 +88,6 @@ def stem_series(frames: int = 12, size: int = 64, seed: int = 3) -> tuple[np.nda
     return clean, rng.poisson(np.broadcast_to(clean, (frames, size, size))).astype(np.float32)
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    values = {"EMDENOISE_MODELS": str(tmp_path / "models"), "EMDENOISE_JOBS": str(tmp_path / "jobs")}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
 def wait_for(predicate, timeout: float = 60.0, poll: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""Start, follow and cancel training jobs (Noise2Atom, seed 004; adapt, issue 18); at most N run at once. No torch here.
+"""Start, follow and cancel training jobs (Noise2Atom, adapt); at most N run at once. No torch here.
 
 The server and the embedded client share this class. Each job trains in its own worker
 process (``python -m emdenoise.jobs.worker``), so the serving process never imports torch

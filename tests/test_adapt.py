@@ -92,8 +92,10 @@ def test_prepare_registers_drifting_frames_and_chooses_the_method():
     rng = np.random.default_rng(7)
     a = rng.poisson(clean[8:200, 4:196]).astype(np.float32)
     b = rng.poisson(clean[13:205, 1:193]).astype(np.float32)  # drifted by (5, -3) px
-    data = prepare([20 * a + 100, 20 * b + 100], gain=20.0, offset=100.0)
+    data = prepare([20 * a + 100, 20 * b + 100], gain=20.0, offset=100.0, method="pair")
     assert data.method == "pair" and data.shifts == [(-5, 3)]
+    assert prepare([20 * a + 100, 20 * b + 100], gain=20.0, offset=100.0).method == "thinning"  # whole counts
+    assert prepare([a + 0.37, b + 0.37], gain=1.0, offset=0.0).method == "pair"
     aligned = np.concatenate([data.train, data.held_out], axis=1)
     assert np.corrcoef(gaussian_filter(aligned[0], 2).ravel(), gaussian_filter(aligned[1], 2).ravel())[0, 1] > 0.9
     assert prepare([a], gain=1.0, offset=0.0).method == "thinning"  # whole counts: a counting detector
@@ -103,7 +105,7 @@ def test_prepare_registers_drifting_frames_and_chooses_the_method():
 
 @pytest.mark.parametrize("frames, kwargs, message", [
     (lambda: [np.random.default_rng(0).poisson(specimen(160, 1)), np.random.default_rng(1).poisson(specimen(160, 9))],
-     {"gain": 1.0, "offset": 0.0}, "do not show the same field"),
+     {"gain": 1.0, "offset": 0.0, "method": "pair"}, "do not show the same field"),
     (lambda: [np.ones((40, 40))], {"gain": 1.0, "offset": 0.0}, "too small"),
     (lambda: [np.ones((96, 96)), np.ones((96, 80))], {}, "different sizes"),
     (lambda: [np.full((96, 96), np.nan)], {}, "NaN"),
@@ -199,7 +201,7 @@ def test_adapt_job_on_a_real_server_that_never_imports_torch(env, tmp_path):
             assert scored and all(np.isfinite(e["held_out_mse"]) and e["classical_mse"] > 0 for e in scored)
             assert "classical-auto" in events[-1]["message"]
             card = {c["id"]: c for c in client.list_models()}["adapt-test-remote"]
-            assert card["training"]["method"] == "pair" and card["training_data"]["frames"] == 3
+            assert card["training"]["method"] == "thinning" and card["training_data"]["frames"] == 3
             restored = list(client.denoise(frames[:1], "adapt-test-remote", gain=1.0, offset=0.0))
             assert restored[0].shape == clean.shape and np.isfinite(restored[0]).all()
             with pytest.raises(InvalidInput, match="unknown adapt setting"):

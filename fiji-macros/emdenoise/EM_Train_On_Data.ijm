@@ -47,7 +47,7 @@ Dialog.addString("Server", server, 22);
 Dialog.addNumber("Gain", 0, 0, 8, "reading per electron (0 = estimate)");
 Dialog.addNumber("Offset", 0, 2, 8, "reading at zero electrons");
 Dialog.addMessage("Learns from this image alone (" + nSlices + " frame(s)); the model then appears in EM Denoise.\n"
-	+ "auto: pair for 2+ frames, thinning for whole counts, else blindspot. From model: empty = from scratch.\n"
+	+ "auto: thinning for whole counts, else pair for 2+ frames, else blindspot. From model: empty = from scratch.\n"
 	+ "The result says whether the model beats classical-auto on held-out rows. Esc cancels.");
 Dialog.show();
 name = String.trim(Dialog.getString());

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", required=True, metavar="ID", help="id of the new model, e.g. adapt-srtio3-1")
     p.add_argument("--from", dest="from_model", metavar="MODEL", help="continue from a model made by adapt before")
     p.add_argument("--method", default="auto", choices=METHOD_CHOICES,
-                   help="auto (default: pair for 2+ frames, thinning for whole counts, else blindspot)")
+                   help="auto (default: thinning for whole counts, else pair for 2+ frames, else blindspot)")
     p.add_argument("--minutes", type=positive_float, default=10.0, help="training time (default 10)")
     p.add_argument("--steps", type=positive_int, help="stop after this many steps (default: the time limit)")
     p.add_argument("--modality", default="any", choices=MODALITY_CHOICES, help="recorded on the card")

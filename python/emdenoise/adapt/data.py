@@ -243,7 +243,8 @@ def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float |
     if chosen == "pair":
         counts, shifts = register(counts)
     elif len(counts) > 1:
-        notes.append(f"{len(counts)} frames, each used alone ({chosen}); the pair method would use them together.")
+        notes.append(f"{len(counts)} frames, each used on its own ({chosen}), so nothing that moves between "
+                     "frames blurs the targets.")
     half_width = scores.mask_half_width(counts[0])
     train, held_out = split(counts)
     return AdaptData(method=chosen, train=train, held_out=held_out, gain=gain, offset=offset,

@@ -70,7 +70,7 @@ def card_for(baseline: Baseline) -> dict[str, Any]:
         "dose_range": None,
         "source": baseline.source,
         "training_data": None,
-        "metrics": {},
+        "metrics": dict(baseline.metrics),
         "notes": [*baseline.notes, _DOSE_NOTE],
     }
 

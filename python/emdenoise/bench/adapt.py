@@ -7,7 +7,8 @@ With ``--pair FILE`` (two frames of one field, e.g. the SerialEM HAADF pair of
   the right halves are only scored, by the unbiased paired error both ways
   (:func:`emdenoise.adapt.scores.paired_error`);
 * **oracle Gaussian**: the sigma best *on the right halves* (labelled as an oracle);
-* **classical-auto**: Gaussian / VST + NLM chosen on the left halves only;
+* **classical-auto**: Gaussian / VST + NLM chosen on the left halves only, and the served
+  ``classical-auto`` model, whose frames each choose their sigma;
 * **adapt, pair**: trained on the left halves of both frames;
 * **adapt, single frame**: trained on the left half of frame 1 alone (no partner), so a
   frame's own data are all it had.
@@ -100,6 +101,8 @@ def pair_rows(path: Path, out: Path, settings: dict[str, Any], *, runs: set[str]
     auto = classical.choose(lambda f: scores.paired_error(f, left[0], left[1]))
     rows.append({"method": f"classical-auto ({auto.label}, chosen on the left halves)", "error": on_right(auto.restore),
                  "seconds": round(time.monotonic() - started, 1)})
+    rows.append({"method": "classical-auto as served (sigma chosen per frame by the blind-spot error)",
+                 "error": on_right(classical.gaussian_auto)})
     stamp = time.strftime("%Y%m%d%H%M%S")
     planned = {"pair": ([left[0], left[1]], "left halves of both frames"), "single": ([left[0]], "left half of frame 1 alone")}
     for kind, (frames, what) in planned.items():

@@ -211,3 +211,19 @@ def test_adapt_job_on_a_real_server_that_never_imports_torch(env, tmp_path):
                 client.training.start(frames, "adapt-test-bad", gain=1.0, offset=0.0, recipe="magic")
     finally:
         server.stop()
+
+
+def test_bench_adapt_scores_classical_rows_on_the_halves_it_never_tuned_on(tmp_path, capsys):
+    clean = specimen(192, seed=14)
+    rng = np.random.default_rng(15)
+    pair = np.stack([scan_noise(clean, rng, correlated=True) for _ in range(2)])
+    path = tmp_path / "pair.tif"
+    tifffile.imwrite(path, (40 * pair + 500).astype(np.uint16))
+    assert main(["bench", "adapt", "--pair", str(path), "--runs", "none", "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "adapt.json").read_text())
+    rows = {row["method"].split(" (")[0]: row for row in result["pair"]["rows"]}
+    oracle = next(row for row in result["pair"]["rows"] if "oracle" in row["method"])
+    assert oracle["ratio_to_oracle"] == 1.0 and result["pair"]["gain"] == pytest.approx(40, rel=0.1)
+    assert rows["Unfiltered"]["ratio_to_oracle"] > 2
+    assert 1.0 <= rows["classical-auto"]["ratio_to_oracle"] <= 1.1  # chosen on the left halves only
+    assert "| / oracle Gaussian |" in capsys.readouterr().out and (tmp_path / "out" / "adapt.md").is_file()

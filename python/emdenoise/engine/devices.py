@@ -13,7 +13,6 @@ import logging
 import numpy as np
 
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 from emdenoise.errors import UserError
 
@@ -24,6 +23,8 @@ CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def _identity_graph() -> bytes:
+    from onnx import TensorProto, helper  # only to probe CUDA: importing onnx costs ~0.5 s at start-up
+
     node = helper.make_node("Identity", ["x"], ["y"])
     graph = helper.make_graph(
         [node],

@@ -10,6 +10,7 @@ held-out strip, including when the classical filter won.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def build_card(model_id: str, result, data, config: dict[str, Any], *, sources: 
                 "classical_auto": {"method": result.classical.label, "error": float(result.classical.error),
                                    "candidates": {k: {str(p): e for p, e in v.items()}
                                                   for k, v in result.classical.errors.items()}},
-                "unfiltered": None if result.identity_error != result.identity_error else float(result.identity_error),
+                "unfiltered": None if math.isnan(result.identity_error) else float(result.identity_error),
                 "beats_classical_auto": bool(result.beats_classical),
                 "verdict": f"the adapted model is {verdict} classical-auto ({result.classical.label}) on held-out data",
             },

@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 
-from emdenoise.errors import InvalidInput
 from emdenoise.metrics.error import paired_frame_mse
 
 Restore = Callable[[np.ndarray], np.ndarray]

@@ -1,60 +1,60 @@
 """The ``emdenoise`` command line.
 
-Each verb lives in the module that owns it; a module joins the CLI by exposing
-``register(subparsers)``, which adds its sub-parser and sets ``func`` (called with the
-parsed arguments, returning an exit code). Errors a user can fix are raised as
-:class:`emdenoise.errors.UserError` and printed as one sentence, never as a traceback.
+Each verb lives in the module that owns it; the module exposes ``register(subparsers)``,
+which adds its sub-parser and sets ``func`` (called with the parsed arguments, returning an
+exit code). A verb joins the CLI by one line in :data:`VERBS` (name, one-line help,
+``module:function`` of that register function): the module is imported only when the
+verb is used, so ``emdenoise --help`` imports none of them (see :mod:`emdenoise.verbs`).
+Errors a user can fix are raised as :class:`emdenoise.errors.UserError` and printed as one
+sentence, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import sys
 
 from emdenoise._version import __version__
 from emdenoise.errors import UserError
+from emdenoise.verbs import Verb, add_verbs
 
-# Modules that add verbs, in the order `emdenoise --help` lists them.
-_COMMAND_MODULES = (
-    "emdenoise.commands.denoise",
-    "emdenoise.commands.models",
-    "emdenoise.commands.serve",
-    "emdenoise.commands.demo",
-    "emdenoise.commands.likelihood",
-    "emdenoise.commands.compress",
-    "emdenoise.commands.train_series",
-    "emdenoise.commands.adapt",
-    "emdenoise.train.cli",
-    "emdenoise.export.cli",
-    "emdenoise.bench.cli",
-    "emdenoise.simulate.cli",
-    "emdenoise.fiji.cli",
+#: The verbs, in the order `emdenoise --help` lists them. Each help text must equal the
+#: one its register function gives (tests/test_cli_startup.py checks them all).
+VERBS = (
+    Verb("denoise", "denoise TIFF/EM files or folders of them", "emdenoise.commands.denoise:register"),
+    Verb("models", "list available models", "emdenoise.commands.models:register"),
+    Verb("serve", "run the gRPC model server", "emdenoise.commands.serve:register"),
+    Verb("demo", "denoise the bundled sample micrograph (embedded engine)", "emdenoise.commands.demo:register"),
+    Verb("likelihood", "likelihood map: is each restored atom column supported by the raw counts?",
+         "emdenoise.commands.likelihood:register"),
+    Verb("compress", "store a stack as autoencoder latents (.emz), 1x-64x smaller",
+         "emdenoise.commands.compress:register"),
+    Verb("decompress", "restore an .emz file to a 32-bit TIFF (denoised by the autoencoder)",
+         "emdenoise.commands.compress:register"),
+    Verb("train-series", "train a Noise2Atom denoiser on your own STEM series (seed 004)",
+         "emdenoise.commands.train_series:register"),
+    Verb("adapt", "train a denoiser on your own frames (pair, series or single frame; self-supervised)",
+         "emdenoise.commands.adapt:register"),
+    Verb("train", "train a model from a named recipe (needs torch: pip install 'emdenoise[train]')",
+         "emdenoise.train.cli:register"),
+    Verb("export", "export a training checkpoint to ONNX + model card (needs torch), or attach benchmark metrics",
+         "emdenoise.export.cli:register"),
+    Verb("bench", "benchmarks that print the seed papers' tables (ede, sbd, series)", "emdenoise.bench.cli:register"),
+    Verb("simulate", "generate simulated training data (abTEM, Gaussian-peak STEM)", "emdenoise.simulate.cli:register"),
+    Verb("fiji", "the EM commands in Fiji/ImageJ: install, uninstall, launch", "emdenoise.fiji.cli:register"),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every available verb registered."""
+    """Return the parser with every verb declared; a verb's module loads when it is chosen."""
     parser = argparse.ArgumentParser(
         prog="emdenoise",
         description="Restore shot-noise-limited electron micrographs.",
     )
     parser.add_argument("--version", action="version", version=f"emdenoise {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        if not _module_exists(name):
-            continue  # a verb whose module is not part of this build yet
-        importlib.import_module(name).register(subparsers)
+    add_verbs(parser, VERBS, dest="command", metavar="COMMAND")
     return parser
-
-
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # its parent package is absent
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,39 +1,46 @@
 """``emdenoise bench WHAT``: reproducible benchmark runs that print the papers' tables.
 
-Each sub-verb lives in its own module exposing ``register(subparsers)``; a module joins by
-being listed in :data:`SUBVERB_MODULES` (modules not present in a build are skipped).
+Each sub-verb lives in its own module exposing ``register(subparsers)``; it joins by one
+:class:`~emdenoise.verbs.Verb` line in :data:`SUBVERBS` (name, the one-line help its
+``register`` gives, ``module:register``). A sub-verb's module is imported only when it is
+chosen, so ``emdenoise bench --help`` loads no baseline library.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 
-#: Modules that add ``bench`` sub-verbs, in the order ``emdenoise bench --help`` lists them.
-SUBVERB_MODULES = (
-    "emdenoise.bench.ede",
-    "emdenoise.bench.sbd",
-    "emdenoise.bench.series",
-    "emdenoise.bench.autoencoders",
-    "emdenoise.bench.engine",
-    "emdenoise.bench.compress",
-    "emdenoise.bench.adapt",
+from emdenoise.verbs import Verb, add_verbs
+
+#: The ``bench`` sub-verbs, in the order ``emdenoise bench --help`` lists them. To add one,
+#: add a line here; tests/test_cli_startup.py checks that its help equals its register's.
+SUBVERBS = (
+    Verb("ede", "Ede & Beanland Table 1: MSE/SSIM of denoisers on Poisson-noised clean crops",
+         "emdenoise.bench.ede:register"),
+    Verb("sbd", "SBD Table 1: PSNR/SSIM of denoisers at 0.45 counts/px in vacuum", "emdenoise.bench.sbd:register"),
+    Verb("series", "CSS and paired-frame error of denoisers on a real series (no ground truth)",
+         "emdenoise.bench.series:register"),
+    Verb("autoencoders",
+         "seed 002 Table 3: autoencoder error per latent depth, kernels/MLPs against their autoencoder",
+         "emdenoise.bench.autoencoders:register"),
+    Verb("engine", "megapixels/s per model (in-process vs gRPC) and server memory on a long stack",
+         "emdenoise.bench.engine:register"),
+    Verb("compress", "seed 002 autoencoder latents (.emz) vs JPEG 2000 / JPEG XL at the same size, zstd lossless",
+         "emdenoise.bench.compress:register"),
+    Verb("adapt", "adapt (issue 18) against tuned and oracle Gaussians on real frames", "emdenoise.bench.adapt:register"),
+    Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
+         "emdenoise.bench.startup:register"),
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` verb and its sub-verbs."""
+    """Add the ``bench`` verb and its sub-verbs (each loaded when chosen)."""
     parser = subparsers.add_parser(
         "bench",
         help="benchmarks that print the seed papers' tables (ede, sbd, series)",
         description="Reproducible benchmarks: results go to JSON, Markdown and PNG files.",
     )
-    sub = parser.add_subparsers(dest="bench_what", metavar="WHAT")
-    for name in SUBVERB_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(sub)
+    add_verbs(parser, SUBVERBS, dest="bench_what", metavar="WHAT")
     parser.set_defaults(func=lambda args: _missing_what(parser))
 
 

@@ -1,4 +1,9 @@
-"""``emdenoise denoise IN... -o OUT``: files or folders, embedded engine or a server."""
+"""``emdenoise denoise IN... -o OUT``: files or folders, embedded engine or a server.
+
+The client and the file workflow are imported when the verb runs, so that
+``emdenoise denoise --help`` (and every verb that borrows :func:`add_connection_arguments`)
+starts without gRPC, ONNX Runtime or tifffile.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,7 @@ import argparse
 from pathlib import Path
 
 from emdenoise import cli_types
-from emdenoise.client import connect
 from emdenoise.errors import UserError
-from emdenoise.workflow import denoise_many, expand_inputs, summary_table
 
 MODALITIES = ("any", "tem", "stem", "tem+stem", "hrtem")
 
@@ -22,6 +25,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def client_from_args(args):
     """The client the arguments ask for."""
+    from emdenoise.client import connect
+
     if args.server:
         return connect(args.server)
     from emdenoise.engine.repository import bundled_models_dir, user_models_dir
@@ -47,6 +52,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from emdenoise.workflow import denoise_many, expand_inputs, summary_table
+
     inputs = expand_inputs(args.inputs)
     if not inputs:
         raise UserError("no input files were found; name image files or folders that contain them.")

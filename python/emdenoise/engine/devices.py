@@ -22,19 +22,14 @@ CPU = ["CPUExecutionProvider"]
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def _identity_graph() -> bytes:
-    from onnx import TensorProto, helper  # only to probe CUDA: importing onnx costs ~0.5 s at start-up
-
-    node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph(
-        [node],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
+#: A one-node ONNX model (opset 17, IR 8): float ``x`` [1] -> Identity -> ``y``, serialised.
+#: Written out instead of built with ``onnx.helper`` because importing onnx costs ~0.5 s of
+#: start-up and inference needs only ONNX Runtime; tests/test_cli_startup.py checks that
+#: these bytes equal what ``onnx.helper`` builds.
+IDENTITY_GRAPH = (
+    b'\x08\x08:;\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x05probeZ\x0f\n\x01x\x12\n\n\x08\x08\x01\x12'
+    b'\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B\x04\n\x00\x10\x11'
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,7 +43,7 @@ def cuda_usable() -> bool:
     # logger that no session option silences; on a CPU machine that error is expected.
     ort.set_default_logger_severity(4)
     try:
-        session = ort.InferenceSession(_identity_graph(), options, providers=CUDA)
+        session = ort.InferenceSession(IDENTITY_GRAPH, options, providers=CUDA)
         if session.get_providers()[0] != "CUDAExecutionProvider":
             return False
         session.run(None, {"x": np.zeros(1, np.float32)})

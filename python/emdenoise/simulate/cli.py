@@ -2,6 +2,9 @@
 
 Kinds: ``hrtem`` (SBD Pt/CeO2, seed 003), ``tem-corpus`` (diverse HRTEM, seed 001
 stand-in), ``stem`` (Noise2Atom clean domain, seed 004), ``series`` (HAADF movies).
+``simulate exitwaves`` fills the exit-wave bank of :mod:`.exitwaves` (issue 17) and
+``simulate crossdomain-hrtem`` writes the fixed cross-domain HRTEM test set of
+:mod:`.crossdomain`.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def register(subparsers) -> None:
             k.add_argument("--pixel-size", type=positive_float, dest="pixel_size_a", help="scan step in Å (default 0.35)")
             k.add_argument("--dose", type=positive_float, dest="dose_e_per_a2", help="electrons per Å² per frame (default 2000)")
         k.set_defaults(func=run)
+    _register_bank(kinds)
     s = kinds.add_parser("sheet", help="contact sheet PNG of a generated data set")
     s.add_argument("directory", help="folder written by 'emdenoise simulate KIND --out'")
     s.add_argument("--out", required=True, help="PNG file to write")
@@ -62,6 +66,47 @@ def register(subparsers) -> None:
     s.add_argument("--tile", type=positive_int, default=256, help="tile side in pixels, default 256")
     s.set_defaults(func=run_sheet)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _register_bank(kinds) -> None:
+    """``simulate exitwaves`` and ``simulate crossdomain-hrtem`` (issue 17)."""
+    text = "exit-wave bank: abTEM multislice waves of diverse specimens (no Pt, no CeO2), cached"
+    e = kinds.add_parser("exitwaves", help=text, description=text)
+    e.add_argument("--n", type=positive_int, default=400, help="waves in the bank, default 400")
+    e.add_argument("--out", default=None,
+                   help="bank folder (default $EMDENOISE_CACHE/exitwaves/<version>, else ~/.cache/emdenoise/...)")
+    e.add_argument("--seed", type=int, default=0, help="bank seed; wave i depends only on (seed, i)")
+    e.add_argument("--start", type=int, default=0, help="first index to compute (split a bank between processes)")
+    e.set_defaults(func=run_exitwaves)
+    text = "cross-domain HRTEM test set: Pt on CeO2, kirkland potentials, fixed seeds (never trained on)"
+    c = kinds.add_parser("crossdomain-hrtem", help=text, description=text)
+    c.add_argument("--out", default=None,
+                   help="folder (default $EMDENOISE_CACHE/crossdomain-hrtem/<version>, else ~/.cache/emdenoise/...)")
+    c.set_defaults(func=run_crossdomain)
+
+
+def run_exitwaves(args) -> int:
+    """Compute (or resume) the exit-wave bank."""
+    from emdenoise.simulate.exitwaves import generate_bank
+
+    out = None if args.out is None else _check_out(args.out)
+    try:
+        summary = generate_bank(out, n=args.n, seed=args.seed, start=args.start,
+                                log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    print(json.dumps(summary))
+    return 0
+
+
+def run_crossdomain(args) -> int:
+    """Generate (or find) the cross-domain HRTEM test and validation sets."""
+    from emdenoise.simulate.crossdomain import ensure_crossdomain
+
+    out = None if args.out is None else _check_out(args.out)
+    paths = ensure_crossdomain(out, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
+    return 0
 
 
 _OVERRIDES = ("gpts", "bin_factor", "dose", "size", "peak_counts", "frames", "pixel_size_a", "dose_e_per_a2")

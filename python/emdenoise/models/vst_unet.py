@@ -1,0 +1,48 @@
+"""A dose-independent counts denoiser: Anscombe transform, residual U-Net, inverse (issue 17).
+
+Poisson noise grows with the signal; after the Anscombe transform ``a = 2 sqrt(c + 3/8)``
+it has a standard deviation close to 1 at any dose (Anscombe 1948; the VST of seed 003's
+VST+NLM/BM3D baselines, sec. 5). A network that denoises in that domain sees the same
+noise level at 0.3 and at 60 counts per pixel, so one model covers the whole dose range
+without knowing the dose and without statistics of the whole frame (it stays tileable).
+The output is mapped back by the algebraic inverse ``(a / 2)^2 - 3/8``; training compares
+that output with the clean counts, so the network learns to undo the inverse's bias at
+low counts itself. An untrained network is the identity (the U-Net is residual with a
+zero-initialised last layer).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emdenoise.models.adapt_unet import AdaptUNet
+
+
+class VstUNet(nn.Module):
+    """``counts (N, 1, H, W) -> counts``, H and W multiples of 8.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the U-Net at full resolution (:class:`AdaptUNet`).
+
+    Examples
+    --------
+    >>> net = VstUNet(width=8)
+    >>> x = torch.full((1, 1, 16, 16), 4.0)
+    >>> bool(torch.allclose(net(x), x, atol=1e-5))
+    True
+    """
+
+    multiple_of = AdaptUNet.multiple_of
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.unet = AdaptUNet(width)
+        self.width = int(width)
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        stabilised = 2.0 * torch.sqrt(torch.relu(counts + 0.375))
+        restored = self.unet(stabilised)
+        return 0.25 * restored * restored - 0.375

@@ -1,0 +1,276 @@
+"""Training that accumulates: a counts denoiser on images simulated on the fly (issue 17, item 5).
+
+Every batch is new (:class:`emdenoise.simulate.stem_imager.StemImager`, or the HRTEM
+exit-wave imager), so the run never overfits a fixed set and can continue for as long as
+there is CPU time. The loss is the squared error against the clean counts divided by the
+image's dose, so every dose weighs alike (the error of a good denoiser grows about
+linearly with the dose). Weights are averaged (EMA), and the average is what is
+validated, checkpointed and exported.
+
+A run folder holds ``state.pt`` (everything, written every few minutes, atomically),
+``history.jsonl`` (one validation per line, with cumulative steps and CPU hours) and
+``carry.npz``: the averaged weights in float16 plus the counters, small enough to commit
+so a later session on a fresh machine continues the curve (``--init carry.npz``).
+
+Run it in the background with one thread::
+
+    OMP_NUM_THREADS=1 nohup python -m emdenoise.train.sim_denoiser stem --out RUN --hours 2 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emdenoise.train.checkpoints import save_checkpoint
+
+
+@dataclass(frozen=True)
+class SimTrainConfig:
+    """Settings of a sim-trained denoiser run.
+
+    Attributes
+    ----------
+    source : str
+        ``stem`` (scene + scan simulator) or ``hrtem`` (exit-wave bank + imaging).
+    width : int
+        U-Net width (:class:`emdenoise.models.vst_unet.VstUNet`).
+    crop, batch : int
+        Training image side and images per step.
+    lr : float
+        Adam learning rate (constant; lower it with ``--set lr=...`` when the curve flattens).
+    ema : float
+        Decay of the weight average.
+    seed : int
+        Batches come from ``default_rng([seed, step])``: a resumed run sees new data.
+    validation_images, validation_size : int
+        The fixed validation set (drawn from ``default_rng([VALIDATION_SEED, i])``).
+    validate_every : int
+        Steps between validations (and full checkpoints).
+    threads : int
+        Torch intra-op threads (1: the machine is shared).
+    """
+
+    source: str = "stem"
+    width: int = 32
+    crop: int = 128
+    batch: int = 8
+    lr: float = 5e-4
+    ema: float = 0.999
+    seed: int = 0
+    validation_images: int = 24
+    validation_size: int = 192
+    validate_every: int = 400
+    threads: int = 1
+
+
+#: Seed of the fixed validation images; training batches never use it.
+VALIDATION_SEED = 917_331
+
+
+def make_imager(source: str, **options: Any):
+    """The image source of a run: ``stem`` or ``hrtem``."""
+    if source == "stem":
+        from emdenoise.simulate.stem_imager import StemImager
+
+        return StemImager(**options)
+    if source == "hrtem":
+        from emdenoise.simulate.imaging import ExitWaveImager
+
+        return ExitWaveImager(**options)
+    raise ValueError(f"unknown source {source!r}; use 'stem' or 'hrtem'.")
+
+
+def validation_set(imager, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """The fixed validation images ``(clean, noisy, params)`` of a source."""
+    return [imager.sample(np.random.default_rng([VALIDATION_SEED, i]), size) for i in range(count)]
+
+
+def dose_of(clean: np.ndarray) -> float:
+    """Mean counts per pixel of a clean image (at least 1e-3)."""
+    return max(float(clean.mean()), 1e-3)
+
+
+def normalised_error(restored: np.ndarray, clean: np.ndarray) -> float:
+    """``mean((restored - clean)^2) / dose``: 1 is the raw Poisson frame's error."""
+    return float(np.mean((restored.astype(np.float64) - clean) ** 2) / dose_of(clean))
+
+
+def gaussian_reference(images, sigmas=None) -> dict[str, Any]:
+    """The Gaussian whose sigma is best on ``images`` by mean normalised error (tuned classical row)."""
+    from scipy.ndimage import gaussian_filter
+
+    from emdenoise.tuning import GAUSSIAN_SIGMAS, tune
+
+    def score(sigma):
+        return float(np.mean([normalised_error(gaussian_filter(n, sigma, mode="reflect"), c) for c, n, _ in images]))
+
+    tuned = tune(sigmas or GAUSSIAN_SIGMAS, score)
+    return {"sigma": float(tuned.value), "error": float(tuned.score)}
+
+
+def evaluate(model, images) -> float:
+    """Mean normalised error of ``model`` on ``images`` (whole images, one at a time)."""
+    import torch
+
+    errors = []
+    with torch.no_grad():
+        for clean, noisy, _ in images:
+            out = model(torch.from_numpy(noisy)[None, None])[0, 0].numpy()
+            errors.append(normalised_error(out, clean))
+    return float(np.mean(errors))
+
+
+def make_batch(imager, config: SimTrainConfig, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(noisy, clean, dose)`` of one step: new images from ``default_rng([seed, step])``."""
+    rng = np.random.default_rng([config.seed, step])
+    cleans, noisies = [], []
+    for _ in range(config.batch):
+        clean, noisy, _ = imager.sample(rng, config.crop)
+        cleans.append(clean)
+        noisies.append(noisy)
+    clean = np.stack(cleans)[:, None]
+    dose = np.maximum(clean.mean(axis=(1, 2, 3)), 1e-3).astype(np.float32)
+    return np.stack(noisies)[:, None], clean, dose
+
+
+def _carry(model, ema_model, config: SimTrainConfig, counters: dict[str, Any]) -> dict[str, np.ndarray]:
+    arrays = {f"ema/{k}": v.detach().numpy().astype(np.float16) for k, v in ema_model.state_dict().items()}
+    arrays["meta"] = np.frombuffer(json.dumps({"config": asdict(config), **counters}).encode(), dtype=np.uint8)
+    return arrays
+
+
+def read_carry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, ema state dict as float32 arrays)`` from a ``carry.npz``."""
+    with np.load(path) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        weights = {k[4:]: data[k].astype(np.float32) for k in data.files if k.startswith("ema/")}
+    return meta, weights
+
+
+def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | Path | None = None,
+          imager_options: dict | None = None, log=print) -> dict[str, Any]:
+    """Train (or continue) a run in ``out`` for ``hours`` of wall time.
+
+    Parameters
+    ----------
+    out : path
+        Run folder; continued when it holds ``state.pt``.
+    config : SimTrainConfig
+        Used for a new run; a continued run keeps its saved configuration except ``lr``
+        and ``threads``, which may change between sessions.
+    hours : float
+        Wall time of this call.
+    init : path, optional
+        A ``carry.npz`` to start from when ``out`` has no ``state.pt`` (a fresh machine).
+
+    Returns
+    -------
+    dict
+        Counters: steps, cpu_hours, best validation error and the Gaussian reference.
+    """
+    import torch
+
+    from emdenoise.models.vst_unet import VstUNet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(config.threads))
+    state_path = out / "state.pt"
+    counters: dict[str, Any] = {"steps": 0, "cpu_seconds": 0.0, "best_error": None, "best_step": None}
+    saved = None
+    if state_path.is_file():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        config = replace(SimTrainConfig(**saved["config"]), lr=config.lr, threads=config.threads)
+        counters.update(saved["counters"])
+    elif init is not None:
+        meta, weights = read_carry(init)
+        config = replace(SimTrainConfig(**meta["config"]), lr=config.lr, threads=config.threads)
+        counters.update({k: meta[k] for k in counters if k in meta})
+    model = VstUNet(config.width)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+    elif init is not None:
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    ema_model = copy.deepcopy(model)
+    if saved is not None:
+        ema_model.load_state_dict(saved["ema"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if saved is not None and "optimizer" in saved:
+        optimizer.load_state_dict(saved["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr
+    imager = make_imager(config.source, **(imager_options or {}))
+    images = validation_set(imager, config.validation_images, config.validation_size)
+    reference = counters.get("gaussian") or gaussian_reference(images)
+    counters["gaussian"] = reference
+    log(json.dumps({"event": "start", "steps": counters["steps"], "config": asdict(config), "gaussian": reference}))
+    history = out / "history.jsonl"
+    deadline = time.monotonic() + hours * 3600.0
+    cpu_mark = time.process_time()
+    while time.monotonic() < deadline:
+        noisy, clean, dose = make_batch(imager, config, counters["steps"])
+        model.train()
+        restored = model(torch.from_numpy(noisy))
+        per_image = ((restored - torch.from_numpy(clean)) ** 2).mean(dim=(1, 2, 3)) / torch.from_numpy(dose)
+        loss = per_image.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for average, current in zip(ema_model.parameters(), model.parameters()):
+                average.mul_(config.ema).add_(current, alpha=1.0 - config.ema)
+        counters["steps"] += 1
+        if counters["steps"] % config.validate_every == 0 or time.monotonic() >= deadline:
+            now = time.process_time()
+            counters["cpu_seconds"] += now - cpu_mark
+            cpu_mark = now
+            ema_model.eval()
+            error = evaluate(ema_model, images)
+            if counters["best_error"] is None or error < counters["best_error"]:
+                counters["best_error"], counters["best_step"] = error, counters["steps"]
+            record = {"step": counters["steps"], "cpu_hours": round(counters["cpu_seconds"] / 3600, 4),
+                      "val_error": round(error, 6), "val_vs_gaussian": round(error / reference["error"], 5),
+                      "train_loss": round(float(loss.detach()), 6), "lr": config.lr, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            with history.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            log(json.dumps(record))
+            state = {"config": asdict(config), "counters": counters, "model": model.state_dict(),
+                     "ema": ema_model.state_dict(), "optimizer": optimizer.state_dict()}
+            save_checkpoint(state_path, state)
+            np.savez(out / ".carry.tmp.npz", **_carry(model, ema_model, config, counters))
+            os.replace(out / ".carry.tmp.npz", out / "carry.npz")
+    return counters
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emdenoise.train.sim_denoiser SOURCE --out RUN --hours H [--init carry.npz] [--set k=v]``."""
+    parser = argparse.ArgumentParser(prog="python -m emdenoise.train.sim_denoiser", description=__doc__.splitlines()[0])
+    parser.add_argument("source", choices=("stem", "hrtem"))
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--init", type=Path, help="carry.npz to continue from on a fresh machine")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    fields = {f: type(getattr(SimTrainConfig, f)) for f in SimTrainConfig.__dataclass_fields__}
+    changes: dict[str, Any] = {"source": args.source}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            parser.error(f"unknown setting {key!r}; known: {', '.join(fields)}")
+        changes[key] = fields[key](value)
+    counters = train(args.out, SimTrainConfig(**changes), hours=args.hours, init=args.init)
+    print(json.dumps({"event": "done", **{k: v for k, v in counters.items() if k != "gaussian"}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Ship a sim-trained counts denoiser: ONNX graph + card from a run's ``carry.npz`` (issue 17, item 7).
+
+``python -m emdenoise.train.sim_export RUN/carry.npz --id sim-unet32-stem --out export/``
+writes ``export/<id>/model.onnx`` (the averaged weights, checked against PyTorch) and a
+card that records the simulator, the dose range, the normalisation, the cumulative steps
+and CPU hours and the validation curve. Measured metrics are added afterwards from a
+benchmark's JSON (:func:`attach_metrics`). A new id is required for new weights (recorded
+macros name ids), so an existing folder is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from emdenoise.errors import UserError
+
+#: Largest tile side the engine uses for these models.
+TILE = 512
+
+
+def _history(run_dir: Path) -> list[list[float]]:
+    path = run_dir / "history.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [[r["step"], r["cpu_hours"], r["val_error"]] for r in rows]
+
+
+def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_field: int, parameters: int,
+               parity_error: float, history: list, torch_version: str) -> dict[str, Any]:
+    """The card of a sim-trained model (ARCHITECTURE.md, "A model")."""
+    from emdenoise import __version__
+    from emdenoise.simulate.stem_scan import ScanConfig
+
+    config = meta["config"]
+    if config["source"] != "stem":
+        raise UserError(f"cards for source {config['source']!r} are not written yet; only 'stem'.")
+    scan = ScanConfig()
+    return {
+        "id": model_id,
+        "name": f"Sim-trained HAADF-STEM denoiser (VST U-Net, width {config['width']})",
+        "version": "1",
+        "task": "denoise",
+        "backend": "onnx",
+        "modality": "stem",
+        "default": False,
+        "architecture": {
+            "description": "Anscombe transform, residual U-Net (3 poolings, widths w/2w/2w/4w, leaky ReLU, no "
+                           "normalisation layers), algebraic inverse (emdenoise.models.vst_unet)",
+            "spec": {"family": "vst-unet", "width": int(config["width"])},
+            "parameters": int(parameters),
+            "source": "issue 17; U-Net after seed 003 appendix C.1 at reduced depth; VST as seed 003 sec. 5",
+        },
+        "graphs": {"denoise": {"file": "model.onnx", "input": "image", "output": "denoised", "precision": "fp32",
+                               "sha256": sha256}},
+        "normalization": {
+            "kind": "counts",
+            "note": "input is noise-equivalent counts (variance = mean): the engine applies (raw - offset) / gain with "
+                    "the user's, the file's or the estimated calibration; the graph stabilises the variance itself",
+        },
+        "receptive_field": int(receptive_field),
+        "global": False,
+        "tile": {"size": TILE, "multiple_of": 8, "overlap": int(receptive_field) // 2},
+        "dose_range": [scan.dose[0], scan.dose[1]],
+        "dose_range_note": "mean noise-equivalent counts per pixel of the training images (log-uniform)",
+        "training_data": {
+            "simulator": "emdenoise.simulate.stem_imager.StemImager (scenes: lattice, particles, film, grains, blobs; "
+                         "probe blur, line jitter, Poisson, causal scan-line filter, line flicker, read noise)",
+            "scan_config": scan.as_dict(),
+            "images": "new on every step, crop {crop}, batch {batch}".format(**config),
+            "real_data": "none: the real frames of ../shared/data are test data only",
+        },
+        "validation_data": "24 simulated 192x192 images, default_rng([917331, i])",
+        "training": {
+            "config": config,
+            "steps": int(meta["steps"]),
+            "cpu_hours": round(float(meta["cpu_seconds"]) / 3600, 3),
+            "best_validation_error": meta.get("best_error"),
+            "validation_gaussian": meta.get("gaussian"),
+            "history_step_cpuh_valerror": history,
+            "torch_version": torch_version,
+        },
+        "export": {"parity_max_abs_error": float(parity_error)},
+        "metrics": {},
+        "emdenoise_version": __version__,
+    }
+
+
+def export_run(carry: str | Path, model_id: str, out_dir: str | Path) -> Path:
+    """Export a run's averaged weights to ``out_dir/model_id``; returns the folder.
+
+    Raises
+    ------
+    UserError
+        The folder exists, or the graph disagrees with PyTorch.
+    """
+    import torch
+
+    from emdenoise.engine.cards import file_sha256
+    from emdenoise.export.cards import install_model_folder, write_card
+    from emdenoise.export.torch_export import PARITY_TOLERANCE, export_onnx, parity, receptive_field
+    from emdenoise.models.vst_unet import VstUNet
+    from emdenoise.train.sim_denoiser import read_carry
+
+    carry = Path(carry)
+    target = Path(out_dir) / model_id
+    if target.exists():
+        raise UserError(f"{target} exists; new weights need a new id (recorded macros name ids).")
+    meta, weights = read_carry(carry)
+    model = VstUNet(meta["config"]["width"])
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    model.eval()
+    with tempfile.TemporaryDirectory() as work:
+        staging = Path(work) / model_id
+        staging.mkdir()
+        graph = export_onnx(model, staging / "model.onnx")
+        error = parity(model, graph)
+        if error > PARITY_TOLERANCE * 20:  # outputs are counts up to ~100, not unit-scaled values
+            raise UserError(f"the exported graph differs from PyTorch by {error:.3g}; report this as a bug.")
+        card = build_card(model_id, meta, sha256=file_sha256(graph), receptive_field=receptive_field(model),
+                          parameters=sum(p.numel() for p in model.parameters()), parity_error=error,
+                          history=_history(carry.parent), torch_version=torch.__version__)
+        write_card(staging, card)
+        return install_model_folder(staging, out_dir, model_id)
+
+
+def attach_metrics(folder: str | Path, key: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Add a benchmark's measured figures to a card under ``metrics[key]``; returns the card."""
+    from emdenoise.export.cards import write_card
+
+    folder = Path(folder)
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    card.setdefault("metrics", {})[key] = metrics
+    write_card(folder, card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emdenoise.train.sim_export", description=__doc__.splitlines()[0])
+    parser.add_argument("carry", type=Path)
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--out", type=Path, default=Path("export"))
+    args = parser.parse_args(argv)
+    print(export_run(args.carry, args.id, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -54,6 +54,9 @@ class HrtemConfig:
     support_step_probability : float
         Chance that the CeO2 surface carries a one-trilayer step.
     optics : HrtemOptics
+    parametrization : str
+        abTEM potential parametrisation, 'lobato' (default) or 'kirkland' (the
+        cross-domain test set of issue 17, :mod:`emdenoise.simulate.crossdomain`).
     """
 
     extent_a: float = 50.0
@@ -67,6 +70,7 @@ class HrtemConfig:
     defects: tuple = DEFECTS
     support_step_probability: float = 0.3
     optics: HrtemOptics = field(default_factory=HrtemOptics)
+    parametrization: str = "lobato"
 
     def as_dict(self) -> dict:
         """Return the configuration as a JSON-serialisable dict."""
@@ -141,7 +145,8 @@ def simulate_hrtem(
     gpts = int(config.gpts) - int(config.gpts) % int(config.bin_factor)
     sampling = cell[0] / gpts
     intensity = hrtem_intensity(
-        model.atoms, sampling=sampling, defocus_nm=params["defocus_nm"], optics=config.optics, device=device
+        model.atoms, sampling=sampling, defocus_nm=params["defocus_nm"], optics=config.optics, device=device,
+        parametrization=config.parametrization,
     )
     fine = to_image_rows(intensity)
     binned = bin_sum(fine, config.bin_factor)
@@ -168,6 +173,7 @@ def simulate_hrtem(
         "pt_columns_rc": np.round(np.stack([rows, cols], 1), 2).tolist(),
         "contrast": contrast_label(contrast),
         "optics": config.optics.as_dict(),
+        "parametrization": config.parametrization,
         "device": device,
     }
     return clean, noisy, record

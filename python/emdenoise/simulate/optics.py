@@ -85,6 +85,7 @@ def hrtem_intensity(
     defocus_nm: float,
     optics: HrtemOptics = HrtemOptics(),
     device: str = "cpu",
+    parametrization: str = "lobato",
 ) -> np.ndarray:
     """Simulate a plane-wave HRTEM image of ``atoms`` with abTEM.
 
@@ -106,6 +107,9 @@ def hrtem_intensity(
     optics : HrtemOptics
     device : str
         'cpu' or 'gpu' (CuPy), handed to abTEM.
+    parametrization : {'lobato', 'kirkland'}
+        abTEM's atomic potential parametrisation (Lobato & Van Dyck 2014, or Kirkland
+        2010 appendix C); the cross-domain test set of issue 17 uses 'kirkland'.
 
     Returns
     -------
@@ -123,7 +127,7 @@ def hrtem_intensity(
         gpts=gpts,
         slice_thickness=optics.slice_thickness_a,
         projection="infinite",
-        parametrization="lobato",
+        parametrization=parametrization,
         device=device,
     )
     wave = abtem.PlaneWave(energy=optics.energy_ev, device=device)

@@ -8,10 +8,12 @@ from typing import Any, Callable
 import numpy as np
 
 from emdenoise.adapt.classical import gaussian_auto
-from emdenoise.baselines import ede, sbd
+from emdenoise.baselines import ede, hrtem, sbd
 
 SEED_EDE = "seed 001: Ede & Beanland 2019, sec. 4.1 and Table 1"
 SEED_SBD = "seed 003: Mohan et al. (SBD), sec. 5, appendix D and Table 1"
+SEED_HRTEM = ("issue 17: filters HRTEM users apply (Gaussian; Fourier Wiener and ABSF of Kilaas 1998, "
+              "J. Microsc. 190:45), tuned on validation images as seed 003 sec. 5 tunes its baselines")
 SOURCE_AUTO = ("issue 18: Gaussian whose sigma each frame chooses by the blind-spot criterion "
                "(Noise2Self, Batson & Royer 2019), masking the scan-line neighbours with correlated noise")
 
@@ -30,8 +32,9 @@ class Baseline:
         ``function(image, **params) -> float32 image`` of the same shape.
     params : dict
         The paper's parameters, passed explicitly.
-    table : {"ede", "sbd", "auto"}
-        Which paper's Table 1 the method belongs to (``auto``: none, tuned per frame).
+    table : {"ede", "sbd", "hrtem", "auto"}
+        Which paper's Table 1 the method belongs to (``hrtem``: the extra rows of the
+        cross-domain HRTEM benchmark; ``auto``: none, tuned per frame).
     source : str
         Seed citation.
     card_id : str or None
@@ -168,6 +171,16 @@ BASELINES: tuple[Baseline, ...] = (
             "note": "unbiased paired error both ways; the oracle is the Gaussian sigma best on the scored halves (1.7 px)",
         }},
     ),
+)
+
+BASELINES += (
+    Baseline("gaussian", "Gaussian", hrtem.gaussian, {"sigma": 1.0}, "hrtem", SEED_HRTEM,
+             notes=("Sigma tuned per benchmark over emdenoise.tuning.GAUSSIAN_SIGMAS.",)),
+    Baseline("fourier_wiener", "Fourier Wiener (Kilaas)", hrtem.fourier_wiener,
+             {"delta": 1.0, "width": 9, "iterations": 1}, "hrtem", SEED_HRTEM,
+             notes=("For crystalline HRTEM: keeps what rises above the smooth background of the amplitude spectrum.",)),
+    Baseline("absf", "ABSF (Kilaas)", hrtem.absf, {"delta": 1.0, "width": 9, "iterations": 1}, "hrtem", SEED_HRTEM,
+             notes=("Average background subtraction filter for crystalline HRTEM.",)),
 )
 
 BY_KEY: dict[str, Baseline] = {b.key: b for b in BASELINES}

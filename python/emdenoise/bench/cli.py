@@ -28,6 +28,9 @@ SUBVERBS = (
     Verb("compress", "seed 002 autoencoder latents (.emz) vs JPEG 2000 / JPEG XL at the same size, zstd lossless",
          "emdenoise.bench.compress:register"),
     Verb("adapt", "adapt (issue 18) against tuned and oracle Gaussians on real frames", "emdenoise.bench.adapt:register"),
+    Verb("hrtem-xdomain",
+         "issue 17 yardstick: tuned classical rows and models on unseen Pt/CeO2 HRTEM (kirkland, 0.45 counts/px)",
+         "emdenoise.bench.hrtem_xdomain:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
 )

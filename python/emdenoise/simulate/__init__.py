@@ -17,6 +17,13 @@ Kinds (``emdenoise simulate KIND --n N --out DIR``):
     Low-dose HAADF movies of Pt atoms and clusters on amorphous carbon, with drift, scan
     noise and ground truth.
 
+Issue 17's HRTEM training-data engine: ``emdenoise simulate exitwaves --n N`` fills a
+bank of abTEM exit waves in the cache (:mod:`.exitwaves`; no Pt, no CeO2, lobato
+potentials), :class:`.imaging.ExitWaveImager` makes training pairs from them on the fly
+(lens, coherence, MTF, pixel size, dose, Poisson), and ``emdenoise simulate
+crossdomain-hrtem`` writes the fixed cross-domain test set (:mod:`.crossdomain`: Pt on
+CeO2, kirkland potentials) that ``emdenoise bench hrtem-xdomain`` scores.
+
 Storage format (see :mod:`.shards`): a folder with ``dataset.json`` (format
 ``emdenoise-sim-shards/1``, kind, seed, shard size, configuration), shards
 ``shard-NNNNN.npz`` holding float32 arrays ``clean`` and ``noisy`` of shape (k, H, W)

@@ -28,7 +28,7 @@ import numpy as np
 
 from emdenoise.errors import InvalidInput, ResourceExhausted, UserError
 from emdenoise.io.metadata import ImageMetadata
-from emdenoise.io.reader import CorruptFile, InputNotFound, UnsupportedFormat
+from emdenoise.io.read_errors import CorruptFile, InputNotFound, UnsupportedFormat
 
 #: File extension (lower case) -> format name used in ``ImageMetadata.source_format``.
 EM_EXTENSIONS: dict[str, str] = {

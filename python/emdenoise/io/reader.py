@@ -3,7 +3,8 @@
 :func:`read_image` picks the reader from the file's content when its first bytes say what
 it is (a TIFF renamed ``.dm4`` is still read as TIFF) and from its extension otherwise, and
 turns every failure into a one-sentence :class:`~emdenoise.errors.UserError` that names the
-file, the problem and the fix.
+file, the problem and the fix. The format modules never import this module back: the
+errors they share with it live in :mod:`emdenoise.io.read_errors`.
 """
 
 from __future__ import annotations
@@ -15,19 +16,7 @@ import numpy as np
 
 from emdenoise.errors import InvalidInput, UserError
 from emdenoise.io.metadata import ImageMetadata
-
-
-class InputNotFound(UserError):
-    """The input path does not exist (gRPC NOT_FOUND)."""
-
-
-class UnsupportedFormat(InvalidInput):
-    """The file is of a format emdenoise does not read."""
-
-
-class CorruptFile(InvalidInput):
-    """The file has a supported format but cannot be parsed (truncated, damaged, mislabelled)."""
-
+from emdenoise.io.read_errors import CorruptFile, InputNotFound, UnsupportedFormat  # re-exported
 
 TIFF_EXTENSIONS = (".tif", ".tiff")
 
@@ -140,3 +129,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMetadata]:
             f"{path} could not be read as a TIFF file ({type(error).__name__}); check that it was "
             "copied completely, or re-save it from ImageJ."
         ) from None
+
+
+__all__ = [
+    "TIFF_EXTENSIONS",
+    "CorruptFile",
+    "InputNotFound",
+    "UnsupportedFormat",
+    "read_image",
+    "sniff_format",
+    "supported_extensions",
+]

@@ -21,7 +21,7 @@ import tifffile
 from emdenoise.errors import InvalidInput, ResourceExhausted, UserError
 from emdenoise.io.metadata import ImageMetadata
 from emdenoise.io.outputs import atomic_output, check_target
-from emdenoise.io.reader import CorruptFile
+from emdenoise.io.read_errors import CorruptFile
 
 # tifffile warns about damaged files on its logger; with no handler Python prints those
 # lines to stderr before our one-sentence error. Applications that configure logging

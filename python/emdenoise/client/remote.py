@@ -9,32 +9,12 @@ import grpc
 import numpy as np
 
 from emdenoise.engine.validation import check_job_options
-from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
+from emdenoise.client.grpc_errors import user_error
+from emdenoise.errors import UserError
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 from emdenoise.wire import FrameAssembler, frame_to_chunks
 from emdenoise.client.job import DenoiseJob
-
-ERROR_OF = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-    grpc.StatusCode.NOT_FOUND: ModelNotFound,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-}
-
-
-def user_error(error: grpc.RpcError, address: str) -> UserError:
-    """Turn a gRPC failure into the user error it stands for."""
-    code = error.code()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return UserError(
-            f"cannot reach the emdenoise server at {address}; start it with "
-            f"'emdenoise serve --port {address.rsplit(':', 1)[-1]}' or leave the server unset to use the embedded engine."
-        )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return UserError(f"the emdenoise server at {address} did not answer in time; check that it is running.")
-    if code == grpc.StatusCode.CANCELLED:
-        return UserError("the job was cancelled.")
-    return ERROR_OF.get(code, UserError)(error.details() or str(code))
 
 
 def card_from_info(info: pb.ModelInfo) -> dict:

@@ -43,7 +43,7 @@ class RemoteTraining:
         self.client = client
 
     def _call(self, method, request, **kwargs):
-        from emdenoise.client.remote import user_error
+        from emdenoise.client.grpc_errors import user_error
 
         try:
             return method(request, **kwargs)
@@ -71,7 +71,7 @@ class RemoteTraining:
         return _job(self._call(self.client.stub.StartTraining, requests()))
 
     def watch(self, job_id: str) -> Iterator[dict[str, Any]]:
-        from emdenoise.client.remote import user_error
+        from emdenoise.client.grpc_errors import user_error
 
         try:
             for message in self.client.stub.WatchTraining(pb.TrainingJobRequest(job_id=job_id)):

@@ -77,7 +77,7 @@ class _Source:
             yield item
 
     def failure(self, error: grpc.RpcError, address: str) -> BaseException:
-        from emdenoise.client.remote import user_error
+        from emdenoise.client.grpc_errors import user_error
 
         return self.error if self.error is not None else user_error(error, address)
 

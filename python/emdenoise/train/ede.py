@@ -33,6 +33,7 @@ from emdenoise.noise.ede import dihedral, ede_noisy_pair, sample_dose_scale, sca
 from emdenoise.train import checkpoints
 from emdenoise.train.data import TRAIN_STREAM, VALIDATION_STREAM, CleanPool
 from emdenoise.train.recipes import Recipe
+from emdenoise.train.run_state import TrainResult, restore
 
 TASKS = ("ede-denoise", "ede-autoencode")
 
@@ -173,12 +174,11 @@ def train_ede(
 
     Returns
     -------
-    emdenoise.train.loop.TrainResult
+    emdenoise.train.run_state.TrainResult
     """
     import torch
 
     from emdenoise.models import build_model, count_parameters
-    from emdenoise.train.loop import TrainResult, restore
 
     if recipe.task not in TASKS:
         raise UserError(f"train_ede trains {', '.join(TASKS)} recipes, not {recipe.task!r}.")

@@ -3,14 +3,14 @@
 Adam with the recipe's learning rate; SBD recipes halve it when the validation PSNR
 plateaus and stop early when it stops improving, Ede's kernels/MLPs follow the quadratic
 decay. Loss: mean squared error against the clean patch (``denoise``) or against the
-teacher's output (``distill``).
+teacher's output (``distill``). Ede's recipes (``ede-*``) run in :mod:`emdenoise.train.ede`;
+what both loops share (resume, :class:`~emdenoise.train.run_state.TrainResult`) is in
+:mod:`emdenoise.train.run_state`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,28 +21,7 @@ from emdenoise.metrics import psnr
 from emdenoise.train import checkpoints
 from emdenoise.train.data import VALIDATION_STREAM, TRAIN_STREAM, Augment, make_pool, noisy_batch, validation_pairs
 from emdenoise.train.recipes import Recipe
-
-#: Recipe fields that may change when a run is resumed.
-RESUMABLE_CHANGES = ("steps", "early_stop", "val_every")
-
-
-@dataclass
-class TrainResult:
-    """What a run produced."""
-
-    recipe: Recipe
-    step: int
-    best_step: int
-    best_score: float
-    stopped: str
-    seconds: float
-    out_dir: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-
-    @property
-    def best(self) -> Path:
-        return self.out_dir / checkpoints.BEST
+from emdenoise.train.run_state import TrainResult, restore
 
 
 class _Data:
@@ -112,54 +91,6 @@ def validate(model, pairs, clean_images, *, task: str, multiple_of: int = 1) -> 
 
 def _score(scores: dict[str, float], task: str) -> float:
     return -scores["val_mse"] if task == "distill" else scores["val_psnr"]
-
-
-def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> list[str]:
-    now = recipe.as_dict()
-    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-
-
-@dataclass
-class StartState:
-    """Where a run starts: step 0, a resumed ``last.pt`` or another model's weights."""
-
-    step: int = 0
-    best_score: float = -math.inf
-    best_step: int = -1
-    since_best: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    origin: dict[str, Any] | None = None
-
-
-def restore(model, optimizer, scheduler, recipe: Recipe, out_dir: Path, *, resume: bool, init, log) -> StartState:
-    """Resume from ``out_dir/last.pt`` (same recipe only), or load ``init``'s weights, or start afresh.
-
-    ``init`` is a checkpoint or an exported model folder of the same architecture; the run
-    then keeps its origin (step, time, recipe, history) for the card.
-    """
-    last_path = Path(out_dir) / checkpoints.LAST
-    if resume and last_path.is_file():
-        state = checkpoints.load_checkpoint(last_path)
-        changed = _same_recipe(state["recipe"], recipe)
-        if changed:
-            raise UserError(f"{last_path} was trained with a different {', '.join(changed)}; use a new --out folder or --no-resume.")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        log(f"resuming {recipe.name} from step {state['step']}")
-        return StartState(state["step"], state["best_score"], state["best_step"], state.get("since_best", 0),
-                          state["history"], state["losses"], state["seconds"], state.get("init"))
-    if init is not None:
-        source = checkpoints.load_checkpoint(init)
-        if source["recipe"]["model"] != recipe.model:
-            raise UserError(f"{init} holds a {source['recipe']['model']} model, not {recipe.model}; initialise from the same architecture.")
-        model.load_state_dict(source["model"])
-        log(f"initialised from {init} (step {source['step']})")
-        return StartState(origin={"checkpoint": str(init), "step": int(source["step"]), "seconds": float(source["seconds"]),
-                                  "recipe": source["recipe"], "history": source["history"]})
-    return StartState()
 
 
 def train(

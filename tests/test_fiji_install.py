@@ -118,6 +118,28 @@ def test_worker_denoises_like_the_cli_and_writes_the_residual(tmp_path):
     np.testing.assert_allclose(tifffile.imread(job.path / "res.tif"), raw.astype(np.float32) - ours, atol=1e-4)
 
 
+def test_worker_runs_the_benchmark_action_into_a_csv(tmp_path):
+    """EM Benchmark's request runs through the action registry, as EM_Benchmark.ijm sends it."""
+    _stack(tmp_path / "in.tif", frames=4)
+    job = JobDir(tmp_path / "job")
+    job.path.mkdir()
+    (job.path / "request.txt").write_text(
+        f"action=benchmark\ninput={tmp_path / 'in.tif'}\noutput={job.path / 'table.csv'}\n"
+        "frames=4\ncrop=32\ngain=1\nbaselines=gaussian_3x3\nmodels=\n"  # flat test data: gain given
+    )
+    (job.path / HEARTBEAT).write_text("0")
+    assert bridge.main(["work", str(job.path)]) == 0
+    status = read_keyvalues(job.path / "status.txt")
+    assert status["state"] == "done" and status["frames"] == "4"
+    rows = (job.path / "table.csv").read_text().splitlines()
+    assert rows[0].startswith("Method,CSS,") and [r.split(",")[0] for r in rows[1:]] == ["Unfiltered", "Gaussian"]
+
+
+def test_every_job_action_names_a_handler_that_exists():
+    for name, action in bridge.ACTIONS.items():
+        assert action.name == name and callable(action.load()), name
+
+
 def test_worker_reports_an_unknown_model_as_one_sentence(tmp_path):
     _stack(tmp_path / "in.tif")
     job = JobDir(tmp_path / "job")

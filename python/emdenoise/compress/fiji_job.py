@@ -19,7 +19,7 @@ from emdenoise.errors import UserError
 
 def _client(request: dict[str, str]):
     from emdenoise.client import connect
-    from emdenoise.fiji.bridge import server_of
+    from emdenoise.fiji.clients import server_of
 
     return connect(server_of(request.get("server")))
 

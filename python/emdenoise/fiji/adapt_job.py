@@ -73,7 +73,7 @@ def run_adapt_job(job, request: dict[str, str]) -> dict[str, object]:
     """
     from emdenoise.client import connect
     from emdenoise.commands.train_series import format_event
-    from emdenoise.fiji.bridge import server_of
+    from emdenoise.fiji.clients import server_of
     from emdenoise.train.series_checks import read_series_file
 
     name = (request.get("name") or "").strip()

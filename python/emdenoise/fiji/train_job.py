@@ -80,7 +80,7 @@ def run_train_job(job, request: dict[str, str]) -> dict[str, object]:
     """Run one EM Train On Series request; returns the status keys the macro reads."""
     from emdenoise.client import connect
     from emdenoise.commands.train_series import _read_series, format_event
-    from emdenoise.fiji.bridge import server_of
+    from emdenoise.fiji.clients import server_of
 
     name = (request.get("name") or "").strip()
     if not name:

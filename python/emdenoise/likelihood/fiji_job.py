@@ -42,7 +42,7 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
     """
     from emdenoise.client import connect
     from emdenoise.commands.likelihood import read_frame
-    from emdenoise.fiji.bridge import server_of
+    from emdenoise.fiji.clients import server_of
     from emdenoise.likelihood.export import write_outputs, write_png
     from emdenoise.likelihood.overlay import overlay_rgba
 

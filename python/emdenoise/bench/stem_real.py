@@ -60,13 +60,13 @@ def checkpoint_restorer(path: Path):
     from emdenoise.train.sim_denoiser import read_carry
 
     meta, weights = read_carry(path)
-    model = VstUNet(meta["config"]["width"])
+    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     model.eval()
 
     def restore(image: np.ndarray) -> np.ndarray:
         h, w = image.shape
-        ph, pw = (-h) % 8, (-w) % 8
+        ph, pw = (-h) % model.multiple_of, (-w) % model.multiple_of
         padded = np.pad(image, ((0, ph), (0, pw)), mode="reflect")
         with torch.no_grad():
             return model(torch.from_numpy(padded.astype(np.float32))[None, None])[0, 0, :h, :w].numpy()

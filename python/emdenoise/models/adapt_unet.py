@@ -27,12 +27,14 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class AdaptUNet(nn.Module):
-    """Residual U-Net ``(N, 1, H, W) -> (N, 1, H, W)``; H and W multiples of 8.
+    """Residual U-Net ``(N, 1, H, W) -> (N, 1, H, W)``; H and W multiples of ``2**depth``.
 
     Parameters
     ----------
     width : int
         Channels at full resolution (24 by default: 0.3 M parameters).
+    depth : int
+        Number of 2x poolings (3 by default; 4 doubles the field of view, for HRTEM).
 
     Examples
     --------
@@ -41,16 +43,19 @@ class AdaptUNet(nn.Module):
     torch.Size([1, 1, 32, 40])
     """
 
-    multiple_of = 8
-
-    def __init__(self, width: int = 24):
+    def __init__(self, width: int = 24, depth: int = 3):
         super().__init__()
-        w = int(width)
-        self.width = w
-        self.enc0, self.enc1 = _block(1, w), _block(w, 2 * w)
-        self.enc2, self.enc3 = _block(2 * w, 2 * w), _block(2 * w, 4 * w)
-        self.dec2, self.dec1 = _block(6 * w, 2 * w), _block(4 * w, 2 * w)
-        self.dec0 = _block(3 * w, w)
+        w, depth = int(width), int(depth)
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self.width, self.depth = w, depth
+        self.multiple_of = 2**depth
+        # Channels per scale: w, 2w, 2w, 4w, 4w, ... (seed 003's UNet doubles less often than it pools).
+        widths = [w] + [w * 2 ** ((i + 1) // 2) for i in range(1, depth + 1)]
+        for i in range(depth + 1):
+            setattr(self, f"enc{i}", _block(1 if i == 0 else widths[i - 1], widths[i]))
+        for i in range(depth - 1, -1, -1):
+            setattr(self, f"dec{i}", _block(widths[i + 1] + widths[i], widths[i]))
         self.out = nn.Conv2d(w, 1, 1)
         nn.init.zeros_(self.out.weight)  # start as the identity
         nn.init.zeros_(self.out.bias)
@@ -59,24 +64,22 @@ class AdaptUNet(nn.Module):
         def up(x):
             return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
-        e0 = self.enc0(image)
-        e1 = self.enc1(F.max_pool2d(e0, 2))
-        e2 = self.enc2(F.max_pool2d(e1, 2))
-        e3 = self.enc3(F.max_pool2d(e2, 2))
-        d2 = self.dec2(torch.cat([up(e3), e2], 1))
-        d1 = self.dec1(torch.cat([up(d2), e1], 1))
-        d0 = self.dec0(torch.cat([up(d1), e0], 1))
-        return image + self.out(d0)
+        skips = [self.enc0(image)]
+        for i in range(1, self.depth + 1):
+            skips.append(getattr(self, f"enc{i}")(F.max_pool2d(skips[-1], 2)))
+        x = skips[-1]
+        for i in range(self.depth - 1, -1, -1):
+            x = getattr(self, f"dec{i}")(torch.cat([up(x), skips[i]], 1))
+        return image + self.out(x)
 
 
 class CountsDenoiser(nn.Module):
     """``counts -> counts``: divides by the training run's ``scale``, denoises, multiplies back."""
 
-    multiple_of = AdaptUNet.multiple_of
-
     def __init__(self, network: AdaptUNet, scale: float):
         super().__init__()
         self.network = network
+        self.multiple_of = network.multiple_of
         self.scale = float(scale)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,14 @@ from emdenoise.models.adapt_unet import AdaptUNet
 
 
 class VstUNet(nn.Module):
-    """``counts (N, 1, H, W) -> counts``, H and W multiples of 8.
+    """``counts (N, 1, H, W) -> counts``, H and W multiples of ``2**depth``.
 
     Parameters
     ----------
     width : int
         Channels of the U-Net at full resolution (:class:`AdaptUNet`).
+    depth : int
+        Its number of poolings (3: ~117 px field of view; 4: ~245 px).
 
     Examples
     --------
@@ -35,12 +37,11 @@ class VstUNet(nn.Module):
     True
     """
 
-    multiple_of = AdaptUNet.multiple_of
-
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, depth: int = 3):
         super().__init__()
-        self.unet = AdaptUNet(width)
-        self.width = int(width)
+        self.unet = AdaptUNet(width, depth)
+        self.width, self.depth = int(width), int(depth)
+        self.multiple_of = self.unet.multiple_of
 
     def forward(self, counts: torch.Tensor) -> torch.Tensor:
         stabilised = 2.0 * torch.sqrt(torch.relu(counts + 0.375))

@@ -41,8 +41,8 @@ class SimTrainConfig:
     ----------
     source : str
         ``stem`` (scene + scan simulator) or ``hrtem`` (exit-wave bank + imaging).
-    width : int
-        U-Net width (:class:`emdenoise.models.vst_unet.VstUNet`).
+    width, depth : int
+        U-Net width and number of poolings (:class:`emdenoise.models.vst_unet.VstUNet`).
     crop, batch : int
         Training image side and images per step.
     lr : float
@@ -61,6 +61,7 @@ class SimTrainConfig:
 
     source: str = "stem"
     width: int = 32
+    depth: int = 3
     crop: int = 128
     batch: int = 8
     lr: float = 5e-4
@@ -189,13 +190,13 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
     saved = None
     if state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        config = replace(SimTrainConfig(**saved["config"]), lr=config.lr, threads=config.threads)
+        config = replace(SimTrainConfig(**{"depth": 3, **saved["config"]}), lr=config.lr, threads=config.threads)
         counters.update(saved["counters"])
     elif init is not None:
         meta, weights = read_carry(init)
-        config = replace(SimTrainConfig(**meta["config"]), lr=config.lr, threads=config.threads)
+        config = replace(SimTrainConfig(**{"depth": 3, **meta["config"]}), lr=config.lr, threads=config.threads)
         counters.update({k: meta[k] for k in counters if k in meta})
-    model = VstUNet(config.width)
+    model = VstUNet(config.width, config.depth)
     if saved is not None:
         model.load_state_dict(saved["model"])
     elif init is not None:
@@ -225,9 +226,11 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        # Warm-up of the average (as timm's ModelEmaV2 does): early steps are not pulled back to the init.
+        decay = min(config.ema, (1.0 + counters["steps"]) / (10.0 + counters["steps"]))
         with torch.no_grad():
             for average, current in zip(ema_model.parameters(), model.parameters()):
-                average.mul_(config.ema).add_(current, alpha=1.0 - config.ema)
+                average.mul_(decay).add_(current, alpha=1.0 - decay)
         counters["steps"] += 1
         if counters["steps"] % config.validate_every == 0 or time.monotonic() >= deadline:
             now = time.process_time()

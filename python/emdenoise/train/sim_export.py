@@ -49,9 +49,9 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
         "modality": "stem",
         "default": False,
         "architecture": {
-            "description": "Anscombe transform, residual U-Net (3 poolings, widths w/2w/2w/4w, leaky ReLU, no "
-                           "normalisation layers), algebraic inverse (emdenoise.models.vst_unet)",
-            "spec": {"family": "vst-unet", "width": int(config["width"])},
+            "description": "Anscombe transform, residual U-Net ({depth} poolings, widths w/2w/2w/4w/4w..., leaky ReLU, no "
+                           "normalisation layers), algebraic inverse (emdenoise.models.vst_unet)".format(depth=config.get("depth", 3)),
+            "spec": {"family": "vst-unet", "width": int(config["width"]), "depth": int(config.get("depth", 3))},
             "parameters": int(parameters),
             "source": "issue 17; U-Net after seed 003 appendix C.1 at reduced depth; VST as seed 003 sec. 5",
         },
@@ -64,7 +64,7 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
         },
         "receptive_field": int(receptive_field),
         "global": False,
-        "tile": {"size": TILE, "multiple_of": 8, "overlap": int(receptive_field) // 2},
+        "tile": {"size": TILE, "multiple_of": 2 ** int(config.get("depth", 3)), "overlap": int(receptive_field) // 2},
         "dose_range": [scan.dose[0], scan.dose[1]],
         "dose_range_note": "mean noise-equivalent counts per pixel of the training images (log-uniform)",
         "training_data": {
@@ -111,7 +111,7 @@ def export_run(carry: str | Path, model_id: str, out_dir: str | Path) -> Path:
     if target.exists():
         raise UserError(f"{target} exists; new weights need a new id (recorded macros name ids).")
     meta, weights = read_carry(carry)
-    model = VstUNet(meta["config"]["width"])
+    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     model.eval()
     with tempfile.TemporaryDirectory() as work:

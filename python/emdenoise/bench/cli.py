@@ -31,6 +31,9 @@ SUBVERBS = (
     Verb("hrtem-xdomain",
          "issue 17 yardstick: tuned classical rows and models on unseen Pt/CeO2 HRTEM (kirkland, 0.45 counts/px)",
          "emdenoise.bench.hrtem_xdomain:register"),
+    Verb("stem-real", "sim-trained STEM models against tuned Gaussians on a real frame pair",
+         "emdenoise.bench.stem_real:register"),
+    Verb("training-log", "validation error against CPU hours of sim-trained runs", "emdenoise.bench.training_log:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
 )

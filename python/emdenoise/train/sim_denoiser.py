@@ -51,8 +51,13 @@ class SimTrainConfig:
         Decay of the weight average.
     seed : int
         Batches come from ``default_rng([seed, step])``: a resumed run sees new data.
+    validation : str
+        ``sim``: images of the run's own source drawn from ``default_rng([VALIDATION_SEED, i])``
+        (``validation_images`` of side ``validation_size``); ``crossdomain-hrtem``: the
+        validation split of the fixed cross-domain HRTEM set (:mod:`emdenoise.simulate.crossdomain`),
+        structures and potentials the HRTEM bank never holds.
     validation_images, validation_size : int
-        The fixed validation set (drawn from ``default_rng([VALIDATION_SEED, i])``).
+        Size of the ``sim`` validation set.
     validate_every : int
         Steps between validations (and full checkpoints).
     threads : int
@@ -67,6 +72,7 @@ class SimTrainConfig:
     lr: float = 5e-4
     ema: float = 0.999
     seed: int = 0
+    validation: str = "sim"
     validation_images: int = 24
     validation_size: int = 192
     validate_every: int = 400
@@ -93,6 +99,18 @@ def make_imager(source: str, **options: Any):
 def validation_set(imager, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """The fixed validation images ``(clean, noisy, params)`` of a source."""
     return [imager.sample(np.random.default_rng([VALIDATION_SEED, i]), size) for i in range(count)]
+
+
+def scored_images(config: "SimTrainConfig", imager) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """The validation images a run is scored on (see :attr:`SimTrainConfig.validation`)."""
+    if config.validation == "sim":
+        return validation_set(imager, config.validation_images, config.validation_size)
+    if config.validation == "crossdomain-hrtem":
+        from emdenoise.simulate.crossdomain import ensure_crossdomain, load_split
+
+        folders = ensure_crossdomain(log=lambda line: None)
+        return [(clean, noisy, record) for clean, noisy, record in load_split(folders["val"])]
+    raise ValueError(f"unknown validation {config.validation!r}; use 'sim' or 'crossdomain-hrtem'.")
 
 
 def dose_of(clean: np.ndarray) -> float:
@@ -123,9 +141,12 @@ def evaluate(model, images) -> float:
     import torch
 
     errors = []
+    multiple = int(getattr(model, "multiple_of", 1))
     with torch.no_grad():
         for clean, noisy, _ in images:
-            out = model(torch.from_numpy(noisy)[None, None])[0, 0].numpy()
+            h, w = noisy.shape
+            padded = np.pad(noisy, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect")
+            out = model(torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None])[0, 0, :h, :w].numpy()
             errors.append(normalised_error(out, clean))
     return float(np.mean(errors))
 
@@ -210,7 +231,7 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
         for group in optimizer.param_groups:
             group["lr"] = config.lr
     imager = make_imager(config.source, **(imager_options or {}))
-    images = validation_set(imager, config.validation_images, config.validation_size)
+    images = scored_images(config, imager)
     reference = counters.get("gaussian") or gaussian_reference(images)
     counters["gaussian"] = reference
     log(json.dumps({"event": "start", "steps": counters["steps"], "config": asdict(config), "gaussian": reference}))
@@ -233,6 +254,8 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
                 average.mul_(decay).add_(current, alpha=1.0 - decay)
         counters["steps"] += 1
         if counters["steps"] % config.validate_every == 0 or time.monotonic() >= deadline:
+            if hasattr(imager, "refresh"):  # a bank still being filled: use the waves added since
+                imager.refresh()
             now = time.process_time()
             counters["cpu_seconds"] += now - cpu_mark
             cpu_mark = now

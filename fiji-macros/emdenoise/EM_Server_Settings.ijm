@@ -1,11 +1,14 @@
 // EM Server Settings (Plugins > emdenoise > EM Server Settings)
 //
 // Where the EM commands send their work: "embedded" (a local Python worker runs the
-// model, nothing to start) or the host:port of a running 'emdenoise serve'. The choice is
-// kept in ImageJ's preferences (key emdenoise.server) and checked at once by listing the
-// models the address offers.
+// model, nothing to start) or the host:port of a running 'emdenoise serve'. A server
+// started with --tls-cert/--token-file also needs its certificate (or CA) file and the
+// file holding its token. The choice is kept in ImageJ's preferences (keys
+// emdenoise.server, emdenoise.server.tls_ca, emdenoise.server.token_file: file paths,
+// never the token) and checked at once by listing the models the address offers.
 //
 // Recordable: run("EM Server Settings", "address=127.0.0.1:50051");
+//   run("EM Server Settings", "address=gpu-node:50051 certificate=[/home/me/gpu-node.pem] token=[/home/me/.emdenoise-token]");
 
 var TITLE = "EM Server Settings";
 
@@ -15,15 +18,21 @@ if (python == "")
 	fail("emdenoise is not set up for this ImageJ; run 'emdenoise fiji install --fiji <this Fiji.app>' in the Python environment that has emdenoise.");
 
 current = call("ij.Prefs.get", "emdenoise.server", "embedded");
+currentCa = call("ij.Prefs.get", "emdenoise.server.tls_ca", "");
+currentToken = call("ij.Prefs.get", "emdenoise.server.token_file", "");
 Dialog.create(TITLE);
 Dialog.addString("Address", current, 24);
-Dialog.addMessage("'embedded': models run in a local Python worker (no server needed).\nhost:port: a running 'emdenoise serve', e.g. 127.0.0.1:50051.");
+Dialog.addString("Certificate", currentCa, 40);
+Dialog.addString("Token", currentToken, 40);
+Dialog.addMessage("'embedded': models run in a local Python worker (no server needed).\nhost:port: a running 'emdenoise serve', e.g. 127.0.0.1:50051.\nCertificate: the server's TLS certificate or CA file (PEM); empty for plain connections.\nToken: the FILE that holds the server's token (only its path is stored).");
 Dialog.show();
 address = String.trim(Dialog.getString());
+ca = String.trim(Dialog.getString());
+tokenFile = String.trim(Dialog.getString());
 if (address == "")
 	address = "embedded";
 
-listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", address);
+listing = exec(python, "-m", "emdenoise.fiji.server_settings", "--server", address, "--tls-ca", ca, "--token-file", tokenFile);
 lines = split(listing, "\n");
 count = 0;
 for (i = 0; i < lines.length; i++) {
@@ -34,8 +43,15 @@ for (i = 0; i < lines.length; i++) {
 		count++;
 }
 call("ij.Prefs.set", "emdenoise.server", address);
+call("ij.Prefs.set", "emdenoise.server.tls_ca", ca);
+call("ij.Prefs.set", "emdenoise.server.token_file", tokenFile);
 call("ij.Prefs.savePreferences");
-message = TITLE + ": using " + address + " (" + count + " denoising models)";
+security = "";
+if (ca != "")
+	security = ", TLS";
+if (tokenFile != "")
+	security = security + ", token";
+message = TITLE + ": using " + address + " (" + count + " denoising models" + security + ")";
 showStatus(message);
 if (is("Batch Mode"))
 	print(message);

@@ -11,10 +11,14 @@ from emdenoise.client.job import DenoiseJob
 from emdenoise.client.remote import RemoteClient
 
 
-def connect(server: str | None = None, **engine_options):
-    """A client for ``server`` (``host:port``), or the embedded engine when None."""
+def connect(server: str | None = None, *, tls_ca=None, token_file=None, **engine_options):
+    """A client for ``server`` (``host:port``), or the embedded engine when None.
+
+    ``tls_ca`` and ``token_file`` secure the connection to a server (see
+    :class:`RemoteClient`); without them the environment and saved settings apply.
+    """
     if server:
-        return RemoteClient(server)
+        return RemoteClient(server, tls_ca=tls_ca, token_file=token_file)
     return EmbeddedClient(**engine_options)
 
 

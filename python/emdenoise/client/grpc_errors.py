@@ -35,6 +35,24 @@ def user_error(error: grpc.RpcError, address: str) -> UserError:
         Of the class :data:`ERROR_OF` gives for the status code (``UserError`` otherwise).
     """
     code = error.code()
+    details = error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and "WRONG_VERSION_NUMBER" in details:
+        return UserError(
+            f"the emdenoise server at {address} does not speak TLS; leave out --tls-ca (and EMDENOISE_TLS_CA) "
+            "or ask its operator to start it with --tls-cert and --tls-key."
+        )
+    if code == grpc.StatusCode.UNAVAILABLE and "CERTIFICATE_VERIFY_FAILED" in details:
+        return UserError(
+            f"the TLS certificate of the emdenoise server at {address} is not trusted by --tls-ca; "
+            "give the server's certificate (or the CA that signed it) and connect by a name or address it lists."
+        )
+    if code == grpc.StatusCode.UNAVAILABLE and "Socket closed" in details:
+        return UserError(
+            f"the emdenoise server at {address} closed the connection; it probably uses TLS: "
+            "pass --tls-ca FILE with its certificate (or set EMDENOISE_TLS_CA)."
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return UserError(details or f"the emdenoise server at {address} refused the call; give its token with --token-file.")
     if code == grpc.StatusCode.UNAVAILABLE:
         return UserError(
             f"cannot reach the emdenoise server at {address}; start it with "

@@ -10,6 +10,7 @@ import numpy as np
 
 from emdenoise.engine.validation import check_job_options
 from emdenoise.client.grpc_errors import user_error
+from emdenoise.client.security import CALL_TIMEOUT, STREAM_TIMEOUT, open_channel, resolve
 from emdenoise.errors import UserError
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
@@ -26,12 +27,36 @@ def card_from_info(info: pb.ModelInfo) -> dict:
 
 
 class RemoteClient:
-    """Talk to ``emdenoise serve`` at ``address`` (``host:port``)."""
+    """Talk to ``emdenoise serve`` at ``address`` (``host:port``).
 
-    def __init__(self, address: str, *, connect_timeout: float = 10.0):
+    Parameters
+    ----------
+    address : str
+        ``host:port`` of the server.
+    connect_timeout : float
+        Seconds to wait for the server in :meth:`wait_ready` and ListModels.
+    tls_ca : path, optional
+        PEM certificate of the server (self-signed) or of its CA: the channel uses TLS.
+    token_file : path, optional
+        File holding the server's bearer token.
+    token : str, optional
+        The token itself (wins over ``token_file``).
+    call_timeout, stream_timeout : float or None
+        Deadlines of unary and of streaming calls (:mod:`emdenoise.client.security`).
+
+    Notes
+    -----
+    Settings not given come from ``EMDENOISE_TLS_CA``, ``EMDENOISE_TOKEN``,
+    ``EMDENOISE_TOKEN_FILE``, then from those saved for ``address`` by EM Server Settings.
+    """
+
+    def __init__(self, address: str, *, connect_timeout: float = 10.0, tls_ca=None, token_file=None,
+                 token: str | None = None, call_timeout: float | None = CALL_TIMEOUT,
+                 stream_timeout: float | None = STREAM_TIMEOUT):
         self.address = address
         self.connect_timeout = connect_timeout
-        self.channel = grpc.insecure_channel(address)
+        self.security = resolve(address, tls_ca=tls_ca, token_file=token_file, token=token)
+        self.channel = open_channel(address, self.security, call_timeout=call_timeout, stream_timeout=stream_timeout)
         self.stub = pb_grpc.DenoiserStub(self.channel)
 
     def close(self) -> None:

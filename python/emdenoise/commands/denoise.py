@@ -17,18 +17,27 @@ MODALITIES = ("any", "tem", "stem", "tem+stem", "hrtem")
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--server`` / ``--models`` / ``--device``: where and how models run."""
+    """``--server`` (with ``--tls-ca`` / ``--token-file``) / ``--models`` / ``--device``: where and how models run."""
     parser.add_argument("--server", metavar="HOST:PORT", help="use a running 'emdenoise serve'; default: embedded engine")
+    parser.add_argument("--tls-ca", type=Path, metavar="FILE",
+                        help="the server's TLS certificate (self-signed) or its CA, PEM; env EMDENOISE_TLS_CA")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="file holding the server's token; env EMDENOISE_TOKEN (the token) or EMDENOISE_TOKEN_FILE")
     parser.add_argument("--models", type=Path, action="append", metavar="DIR", help="extra model folder (embedded engine)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="embedded engine device")
 
 
 def client_from_args(args):
     """The client the arguments ask for."""
+    import os
+
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no gRPC log lines (TLS handshakes) around our one sentence
     from emdenoise.client import connect
 
     if args.server:
-        return connect(args.server)
+        return connect(args.server, tls_ca=args.tls_ca, token_file=args.token_file)
+    if args.tls_ca or args.token_file:
+        raise UserError("--tls-ca and --token-file secure a connection to a server; add --server HOST:PORT.")
     from emdenoise.engine.repository import bundled_models_dir, user_models_dir
 
     folders = None

@@ -21,6 +21,12 @@ def register(subparsers) -> None:
     p.add_argument("--tile-size", type=cli_types.tile_size, help="largest tile side (default: each model card's)")
     p.add_argument("--max-frame-mib", type=int, default=512, help="largest frame accepted, in MiB (bounds memory per stream)")
     p.add_argument("--max-training-jobs", type=int, default=1, help="Noise2Atom training jobs at once (train-series)")
+    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate: speak TLS (with --tls-key)")
+    p.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    p.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="file holding a token every client must send (authorization: Bearer)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without TLS and token (prints a warning)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -43,5 +49,9 @@ def run(args) -> int:
         tile_size=args.tile_size,
         max_frame_bytes=args.max_frame_mib << 20,
         max_training_jobs=args.max_training_jobs,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        token_file=args.token_file,
+        insecure=args.insecure,
     )
     return 0

@@ -12,6 +12,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from emdenoise.engine import Engine
+from emdenoise.errors import UserError
+from emdenoise.credential_files import read_token
+from emdenoise.server.auth import TokenInterceptor, check_exposure, server_credentials
 from emdenoise.server.service import DenoiserService
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 
@@ -29,15 +32,25 @@ def create_server(
     max_parallel_frames: int = 2,
     max_frame_bytes: int | None = None,
     max_training_jobs: int = 1,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    token: str | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
     ``max_streams`` bounds concurrent RPCs (more are refused with RESOURCE_EXHAUSTED);
     ``max_parallel_frames`` bounds frames computed at once across all streams.
+    ``tls_cert``/``tls_key`` (PEM files) make it speak TLS; with ``token`` every call must
+    carry ``authorization: Bearer <token>`` (:mod:`emdenoise.server.auth`).
     """
+    if (tls_cert is None) != (tls_key is None):
+        raise UserError("give both --tls-cert and --tls-key (the certificate and its private key), or neither.")
+    credentials = server_credentials(tls_cert, tls_key) if tls_cert else None
+    interceptors = [TokenInterceptor(token)] if token else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_streams + 2, thread_name_prefix="emdenoise-rpc"),
         maximum_concurrent_rpcs=max_streams,
+        interceptors=interceptors,
     )
     service_options = {"max_parallel_frames": max_parallel_frames}
     if max_frame_bytes:
@@ -48,7 +61,11 @@ def create_server(
     pb_grpc.add_DenoiserServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if credentials is not None:
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not listen on {host}:{port}; is another server using that port?")
     server.start()
@@ -70,8 +87,27 @@ def serve(
     max_frame_bytes: int | None = None,
     grace_seconds: float = 5.0,
     max_training_jobs: int = 1,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    token_file: Path | None = None,
+    insecure: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish)."""
+    """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish).
+
+    Raises
+    ------
+    UserError
+        ``host`` is not loopback and TLS or the token is missing without ``insecure``
+        (:func:`emdenoise.server.auth.check_exposure`), or a TLS/token file is unusable.
+    """
+    warning = check_exposure(host, tls=tls_cert is not None, token=token_file is not None, insecure=insecure)
+    token = read_token(token_file) if token_file else None
+    if tls_cert is not None or tls_key is not None:
+        if (tls_cert is None) != (tls_key is None):
+            raise UserError("give both --tls-cert and --tls-key (the certificate and its private key), or neither.")
+        server_credentials(tls_cert, tls_key)  # unreadable files fail before models load
+    if warning:
+        print(f"warning: {warning}", flush=True)
     engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
     server, bound, health_servicer = create_server(
         engine,
@@ -81,6 +117,9 @@ def serve(
         max_parallel_frames=max_parallel_frames,
         max_frame_bytes=max_frame_bytes,
         max_training_jobs=max_training_jobs,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        token=token,
     )
     stopping = threading.Event()
 
@@ -93,7 +132,8 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     cards = engine.list_cards()
     print(
-        f"emdenoise server listening on {host}:{bound} ({engine.device}, {len(cards)} models)",
+        f"emdenoise server listening on {host}:{bound} ({engine.device}, {len(cards)} models"
+        f"{', TLS' if tls_cert else ''}{', token required' if token else ''})",
         flush=True,
     )
     for problem in engine.repository.problems:

@@ -40,6 +40,7 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
     if config["source"] != "stem":
         raise UserError(f"cards for source {config['source']!r} are not written yet; only 'stem'.")
     scan = ScanConfig()
+    multiple = 2 ** int(config.get("depth", 3))
     return {
         "id": model_id,
         "name": f"Sim-trained HAADF-STEM denoiser (VST U-Net, width {config['width']})",
@@ -64,7 +65,9 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
         },
         "receptive_field": int(receptive_field),
         "global": False,
-        "tile": {"size": TILE, "multiple_of": 2 ** int(config.get("depth", 3)), "overlap": int(receptive_field) // 2},
+        # The halo is rounded up to the pooling multiple so the pooling grid of every tile falls where it
+        # falls on the whole frame: the served output then equals the network run on the whole frame.
+        "tile": {"size": TILE, "multiple_of": multiple, "overlap": -(-(int(receptive_field) // 2) // multiple) * multiple},
         "dose_range": [scan.dose[0], scan.dose[1]],
         "dose_range_note": "mean noise-equivalent counts per pixel of the training images (log-uniform)",
         "training_data": {

@@ -58,6 +58,8 @@ def user_error(error: grpc.RpcError, address: str) -> UserError:
             f"cannot reach the emdenoise server at {address}; start it with "
             f"'emdenoise serve --port {address.rsplit(':', 1)[-1]}' or leave the server unset to use the embedded engine."
         )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and details and details != "Deadline Exceeded":
+        return UserError(details)  # the server's own sentence (an idle stream it dropped)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return UserError(f"the emdenoise server at {address} did not answer in time; check that it is running.")
     if code == grpc.StatusCode.CANCELLED:

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
                    help="file holding a token every client must send (authorization: Bearer)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without TLS and token (prints a warning)")
+    p.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
+                   help="drop a client stream that sends nothing for S seconds mid-upload (0: never)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -53,5 +55,6 @@ def run(args) -> int:
         tls_key=args.tls_key,
         token_file=args.token_file,
         insecure=args.insecure,
+        idle_seconds=args.idle_timeout or None,
     )
     return 0

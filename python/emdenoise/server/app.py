@@ -15,6 +15,7 @@ from emdenoise.engine import Engine
 from emdenoise.errors import UserError
 from emdenoise.credential_files import read_token
 from emdenoise.server.auth import TokenInterceptor, check_exposure, server_credentials
+from emdenoise.server.limits import IDLE_SECONDS, CallLimits, pool_size
 from emdenoise.server.service import DenoiserService
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 
@@ -35,21 +36,24 @@ def create_server(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     token: str | None = None,
+    idle_seconds: float | None = IDLE_SECONDS,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
     ``max_streams`` bounds concurrent RPCs (more are refused with RESOURCE_EXHAUSTED);
     ``max_parallel_frames`` bounds frames computed at once across all streams.
     ``tls_cert``/``tls_key`` (PEM files) make it speak TLS; with ``token`` every call must
-    carry ``authorization: Bearer <token>`` (:mod:`emdenoise.server.auth`).
+    carry ``authorization: Bearer <token>`` (:mod:`emdenoise.server.auth`). Health checks
+    are answered outside ``max_streams``, and a client stream silent for ``idle_seconds``
+    is dropped with DEADLINE_EXCEEDED (:mod:`emdenoise.server.limits`).
     """
     if (tls_cert is None) != (tls_key is None):
         raise UserError("give both --tls-cert and --tls-key (the certificate and its private key), or neither.")
     credentials = server_credentials(tls_cert, tls_key) if tls_cert else None
     interceptors = [TokenInterceptor(token)] if token else []
+    interceptors.append(CallLimits(max_streams, idle_seconds=idle_seconds))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_streams + 2, thread_name_prefix="emdenoise-rpc"),
-        maximum_concurrent_rpcs=max_streams,
+        futures.ThreadPoolExecutor(max_workers=pool_size(max_streams), thread_name_prefix="emdenoise-rpc"),
         interceptors=interceptors,
     )
     service_options = {"max_parallel_frames": max_parallel_frames}
@@ -91,6 +95,7 @@ def serve(
     tls_key: Path | None = None,
     token_file: Path | None = None,
     insecure: bool = False,
+    idle_seconds: float | None = IDLE_SECONDS,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish).
 
@@ -120,6 +125,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         token=token,
+        idle_seconds=idle_seconds,
     )
     stopping = threading.Event()
 

@@ -14,11 +14,13 @@ from typing import Callable, Iterator
 import grpc
 
 from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
+from emdenoise.server.limits import StreamIdle
 from emdenoise.wire import FrameAssembler
 
 log = logging.getLogger(__name__)
 
 STATUS_OF = (
+    (StreamIdle, grpc.StatusCode.DEADLINE_EXCEEDED),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),

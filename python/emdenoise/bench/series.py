@@ -10,6 +10,12 @@ For each method every frame is restored; then, over consecutive frame pairs,
 CSS rewards blur (constant frames score 1), so it is always printed next to the error.
 Frames are converted to counts with the detector gain/offset (given, or estimated by
 :func:`emdenoise.noise.calibration.estimate_counts`) and every method works on counts.
+
+Tuned classical rows (issue 17, item 1) join the paper-parameter rows (seed 001 sec. 4.1,
+seed 003 sec. 5): with no ground truth, each row's parameter is chosen by the paired-frame
+error the table reports, computed on the first frame pairs only (or, for series too short to
+spare frames, on the left halves), and every row is also scored on the held-out rest
+(:func:`held_out_split`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from emdenoise.bench import plots
+from emdenoise.adapt.scores import paired_error
 from emdenoise.bench._common import add_common, build_methods, time_ratio_reference
+from emdenoise.bench._tuned import SERIES_TUNED, best_row, select_rows, tune_rows, tuned_methods
 from emdenoise.cli_types import positive_float, positive_int
 from emdenoise.bench.methods import Method, engine_methods
 from emdenoise.bench.report import fmt, markdown_table, provenance, write_results
@@ -42,6 +50,17 @@ CONVENTIONS = {
                   "unbiased for independent Poisson noise; the Unfiltered row estimates the raw noise variance (the dose)",
     "timing": "wall time inside each method call, per megapixel; ratios against the Gaussian filter in the same run",
 }
+
+#: Added to the conventions when tuned rows are run.
+TUNING_CONVENTION = (
+    "no ground truth, so each tuned row's one parameter (Gaussian sigma over emdenoise.tuning.GAUSSIAN_SIGMAS, "
+    "median aperture, Wiener window, Chambolle TV weight, low-pass cut-off, adaptive Wiener window, VST+NLM h) is "
+    "chosen through emdenoise.tuning.tune by the paired-frame error (emdenoise.adapt.scores.paired_error, both "
+    "orders) on the first --tune-pairs consecutive pairs only; every row is then also scored on the held-out pairs, "
+    "which share no frame with them (series of fewer than tune-pairs + 3 frames: tuned on the left halves of those "
+    "pairs, held-out error on the right halves of all pairs; the all-pairs columns include the tuning data); "
+    "the best tuned row is the one with the lowest held-out error"
+)
 
 
 def read_series(path: Path, *, frames: int | None = None, crop: int | None = None) -> np.ndarray:
@@ -96,9 +115,68 @@ def calibrate(stack: np.ndarray, gain: float | None, offset: float | None) -> di
             "method": fit.method, "quality": fit.quality, "notes": list(fit.notes)}
 
 
-def run_series(methods: list[Method], counts: np.ndarray, truth: np.ndarray | None = None) -> dict[str, Any]:
+def held_out_split(n_frames: int, tune_pairs: int, width: int) -> dict[str, Any]:
+    """Which data tune the classical rows and which score them, for a series without ground truth.
+
+    Pair ``t`` is frames ``(t, t + 1)``. With enough frames, pairs ``0 .. k - 1`` (frames
+    ``0 .. k``) tune and pairs ``k + 1 ..`` (frames ``k + 1 ..``) are held out, so no frame
+    is shared. Shorter series (e.g. one real pair) tune on the left halves of the first
+    ``k`` pairs and hold out the right halves of all pairs.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the series (two or more).
+    tune_pairs : int
+        ``k``, the consecutive pairs used for tuning.
+    width : int
+        Frame width [px], for the half split.
+
+    Returns
+    -------
+    dict
+        ``{"mode": "frames", "tune": [...], "score": [...]}`` (pair indices) or
+        ``{"mode": "halves", "tune": [...], "score": [...], "column": width // 2}``.
+    """
+    pairs = n_frames - 1
+    k = max(1, int(tune_pairs))
+    if n_frames >= k + 3:
+        return {"mode": "frames", "tune": list(range(k)), "score": list(range(k + 1, pairs))}
+    return {"mode": "halves", "tune": list(range(min(k, pairs))), "score": list(range(pairs)), "column": width // 2}
+
+
+def tune_series_rows(counts: np.ndarray, split: dict[str, Any], kept_keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Choose the tuned rows' parameters by the paired-frame error on the tuning pairs only.
+
+    Parameters
+    ----------
+    counts : ndarray
+        ``(T, Y, X)`` series in counts.
+    split : dict
+        From :func:`held_out_split`; only its ``tune`` pairs (or their left halves) are read.
+    kept_keys : list of str
+        Fixed-row keys kept by ``--baselines``.
+
+    Returns
+    -------
+    dict
+        See :func:`emdenoise.bench._tuned.tune_rows`; scores under ``"tuning_paired_mse"``.
+    """
+    cols = slice(0, split["column"]) if split["mode"] == "halves" else slice(None)
+    frames = [(counts[t][:, cols].astype(np.float32), counts[t + 1][:, cols].astype(np.float32)) for t in split["tune"]]
+
+    def error(restore) -> float:
+        return float(np.mean([paired_error(lambda f: np.asarray(restore(f), np.float64), a, b) for a, b in frames]))
+
+    return tune_rows(select_rows(SERIES_TUNED, kept_keys), error, criterion="tuning_paired_mse")
+
+
+def run_series(methods: list[Method], counts: np.ndarray, truth: np.ndarray | None = None,
+               held_out: dict[str, Any] | None = None) -> dict[str, Any]:
     """CSS and paired-frame error per method over the consecutive pairs of ``counts``; with
-    ``truth`` (noise-free counts of the same frames) also PSNR and SSIM per frame."""
+    ``truth`` (noise-free counts of the same frames) also PSNR and SSIM per frame; with
+    ``held_out`` (:func:`held_out_split`) also the paired error on the held-out data
+    (``held_out_mse``, one value per held-out pair)."""
     from emdenoise.metrics import psnr, ssim_sbd
 
     scaling = SharedScaling.from_frames(counts)
@@ -112,6 +190,13 @@ def run_series(methods: list[Method], counts: np.ndarray, truth: np.ndarray | No
             errors.append(0.5 * (paired_frame_mse(restored[t], counts[t + 1])
                                  + paired_frame_mse(restored[t + 1], counts[t])))
         results[m.name] = {"css": css_values, "paired_mse": errors}
+        if held_out is not None and held_out["mode"] == "frames":
+            results[m.name]["held_out_mse"] = [errors[t] for t in held_out["score"]]
+        elif held_out is not None:
+            c = held_out["column"]
+            results[m.name]["held_out_mse"] = [
+                0.5 * (paired_frame_mse(restored[t][:, c:], counts[t + 1][:, c:])
+                       + paired_frame_mse(restored[t + 1][:, c:], counts[t][:, c:])) for t in held_out["score"]]
         if truth is not None:
             results[m.name]["psnr"] = [psnr(r, t) for r, t in zip(restored, truth)]
             results[m.name]["ssim"] = [ssim_sbd(r, t) for r, t in zip(restored, truth)]
@@ -136,6 +221,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=positive_int, default=None, help="use a centred CROP x CROP region")
     p.add_argument("--truth", type=Path, default=None, metavar="FILE",
                    help="noise-free expected counts of the same frames (simulated series): adds PSNR and SSIM")
+    p.add_argument("--no-tune", action="store_true",
+                   help="print the paper-parameter rows only (no tuned rows, no held-out column)")
+    p.add_argument("--tune-pairs", type=positive_int, default=1,
+                   help="first consecutive frame pairs that tune the classical rows (default: 1); "
+                        "the rest are held out for scoring")
     add_common(p, default_out="emdenoise-bench/series")
     from emdenoise.bench.series_train import add_train_arguments
 
@@ -164,7 +254,15 @@ def run(args: argparse.Namespace) -> int:
         trained = train_on_stack(counts, args, name=args.stack.name)
         methods += engine_methods([trained["model_id"]], engine=engine_for(args, [Path(trained["models_dir"])]))
         methods[-1].name = f"Noise2Atom ({trained['model_id']})"
-    raw = run_series(methods, counts, truth)
+    tuned, split, tuned_ms = {}, None, []
+    kept = [m.key for m in methods if m.kind == "classical"]
+    if not args.no_tune and select_rows(SERIES_TUNED, kept):
+        split = held_out_split(counts.shape[0], args.tune_pairs, counts.shape[2])
+        tuned = tune_series_rows(counts, split, kept)
+        tuned_ms = tuned_methods(SERIES_TUNED, tuned)
+        fixed = [m for m in methods if m.kind == "classical"]
+        methods = fixed + tuned_ms + [m for m in methods if m.kind != "classical"]
+    raw = run_series(methods, counts, truth, held_out=split)
 
     reference = time_ratio_reference(methods, "gaussian_3x3")
     unfiltered = next((m.name for m in methods if m.key == "unfiltered"), None)
@@ -184,10 +282,32 @@ def run(args: argparse.Namespace) -> int:
                      "time_reference": reference.name, "per_pair": raw["scores"][m.name]})
         if truth is not None:
             rows[-1].update(psnr_mean=p_mean, ssim_mean=s_mean)
-        table.append([m.name, *quality, fmt(c, 4), fmt(e, 3), fmt(e / base_err, 3),
+        held = []
+        if split is not None:
+            rows[-1]["held_out_mse"] = float(np.mean(raw["scores"][m.name]["held_out_mse"]))
+            rows[-1]["tuned"] = m in tuned_ms
+            held = [fmt(rows[-1]["held_out_mse"], 3)]
+        table.append([m.name, *quality, fmt(c, 4), fmt(e, 3), fmt(e / base_err, 3), *held,
                       fmt(m.seconds_per_megapixel, 3), fmt(ratio, 1)])
-    md = markdown_table(["Method", *(["PSNR (dB)", "SSIM"] if truth is not None else []), "CSS", "paired MSE (counts^2)", "x Unfiltered MSE", "s / megapixel",
+    md = markdown_table(["Method", *(["PSNR (dB)", "SSIM"] if truth is not None else []), "CSS", "paired MSE (counts^2)", "x Unfiltered MSE",
+                         *(["held-out paired MSE (counts^2)"] if split is not None else []), "s / megapixel",
                          f"time x {reference.name}"], table)
+    best, versus, tuned_md = None, {}, ""
+    found = best_row({r["name"]: r["held_out_mse"] for r in rows if r.get("tuned")})
+    if found is not None:
+        best = {"name": found[0], "held_out_mse": found[1]}
+        where = (f"pairs {split['tune']} (frames {split['tune'][0]}-{split['tune'][-1] + 1}); held out: pairs "
+                 f"{split['score'][0]}-{split['score'][-1]}" if split["mode"] == "frames" else
+                 f"left halves of pairs {split['tune']}; held out: right halves of all {len(split['score'])} pair(s)")
+        tuned_md = (f"Tuned by paired-frame error on {where}: {'; '.join(t['label'] for t in tuned.values())}.\n\n"
+                    f"Best tuned classical row (lowest held-out paired MSE): {found[0]}, {found[1]:.4g} counts^2.")
+        model_rows = [r for r in rows if r["kind"] == "engine"]
+        for r in model_rows:
+            versus[r["name"]] = {"held_out_mse": r["held_out_mse"], "ratio_to_best_tuned": r["held_out_mse"] / found[1]}
+        if model_rows:
+            tuned_md += "\n\n" + markdown_table(
+                ["Model", "held-out paired MSE (counts^2)", f"x {found[0]}"],
+                [[n, fmt(v["held_out_mse"], 3), fmt(v["ratio_to_best_tuned"], 3)] for n, v in versus.items()])
     t, h, w = counts.shape
     cal = (f"gain {calibration['gain']:.4g}, offset {calibration['offset']:.6g} ({calibration['source']}), "
            f"dose {calibration['dose']:.3f} counts/px/frame")
@@ -199,8 +319,10 @@ def run(args: argparse.Namespace) -> int:
         title += (f"\n\nNoise2Atom (seed 004) trained on this stack: preset {trained['preset']}, {trained['steps_run']} steps "
                   f"({trained['stopped']}), kept step {trained['checkpoint_step']} (lowest held-out thinned MSE), "
                   f"{trained['wall_seconds_training']:.0f} s training on {trained['device'].upper()} ({trained['wall_seconds_job']:.0f} s with start-up and ONNX export).")
-    conventions = "\n".join(f"- {k}: {v}" for k, v in CONVENTIONS.items())
-    markdown = f"{title}\n\n{md}\n\nConventions:\n{conventions}"
+    used = {**CONVENTIONS, "tuning": TUNING_CONVENTION} if tuned else CONVENTIONS
+    conventions = "\n".join(f"- {k}: {v}" for k, v in used.items())
+    tuned_part = f"\n\n{tuned_md}" if tuned_md else ""
+    markdown = f"{title}\n\n{md}{tuned_part}\n\nConventions:\n{conventions}"
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -210,10 +332,12 @@ def run(args: argparse.Namespace) -> int:
         "protocol": "series",
         "reference": "seed 004 eq. 10 (CSS); paired-frame error estimate (issue 4)",
         "stack": str(args.stack), "frames": t, "shape": [h, w], "crop": args.crop,
-        "calibration": calibration, "css_scaling": raw["scaling"], "conventions": CONVENTIONS,
+        "calibration": calibration, "css_scaling": raw["scaling"], "conventions": used,
         "methods": rows, "figures": [p.name for p in figures], "provenance": provenance(),
         "truth": str(args.truth) if args.truth else None, "trained": trained,
     }
+    if tuned:
+        result.update(tuned=tuned, held_out=split, best_tuned=best, models_vs_best_tuned=versus)
     written = write_results(out, "series", result, markdown)
     print(markdown)
     print("\nWrote " + ", ".join(str(p) for p in [*written, *figures]))

@@ -63,7 +63,7 @@ def test_bench_ede_tuned_rows_and_no_tune(tmp_path, capsys):
     names = list(rows)
     assert names[:3] == ["Unfiltered", "Gaussian", "Wiener"]
     assert [rows[n]["tuned"] for n in names] == [False, False, False, True, True]
-    assert names[3] == result["tuned"]["gaussian"]["label"] == f"Gaussian (tuned: sigma {result['tuned']['gaussian']['sigma']:g} px)"
+    assert names[3] == result["tuned"]["gaussian"]["label"] == f"Gaussian (tuned: sigma {result['tuned']['gaussian']['sigma']} px)"
     assert rows[names[3]]["params"]["sigma"] == result["tuned"]["gaussian"]["sigma"]
     assert rows[names[4]]["params"]["mysize"] == result["tuned"]["wiener"]["mysize"]
     best = min(names[3:], key=lambda n: rows[n]["mse_mean"])

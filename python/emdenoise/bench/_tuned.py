@@ -53,7 +53,7 @@ class TunedRow:
 
     def name(self, value: Any) -> str:
         """Row label for the chosen value."""
-        return self.label.format(f"{value:g}" if isinstance(value, float) else value)
+        return self.label.format(str(value))
 
 
 #: Tuned rows of ``bench ede``: the cheap parameters of seed 001's filters (sec. 4.1). The

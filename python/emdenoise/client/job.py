@@ -34,8 +34,12 @@ class DenoiseJob:
             yield item
 
     def cancel(self) -> None:
+        """Stop the job; safe from another thread while one iterates it (that one then ends)."""
         if self._cancel is not None:
             self._cancel()
         close = getattr(self._stream, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except ValueError:  # "generator already executing": the iterating thread sees the cancellation
+                pass

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
                    help="allow a non-loopback --host without TLS and token (prints a warning)")
     p.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
                    help="drop a client stream that sends nothing for S seconds mid-upload (0: never)")
+    p.add_argument("--grace", type=float, default=5.0, metavar="S",
+                   help="on SIGTERM/SIGINT: stop accepting, let running calls finish for S seconds, then exit")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -56,5 +58,6 @@ def run(args) -> int:
         token_file=args.token_file,
         insecure=args.insecure,
         idle_seconds=args.idle_timeout or None,
+        grace_seconds=max(0.0, args.grace),
     )
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TILE = 512
 DEFAULT_BATCH = 8
 MIN_TILE = 64
+
+
+class JobCancelled(Exception):
+    """The caller's ``cancelled()`` said stop: the frame was abandoned between tile batches."""
 
 
 class Engine:
@@ -124,11 +128,15 @@ class Engine:
         gain: float | None = None,
         offset: float | None = None,
         tile_size: int | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """Denoise one 2-D frame with ``card``'s model (tiled, batched, normalised).
 
         ``tile_size`` overrides the engine's and the card's largest tile side for this frame
         (at least ``MIN_TILE``, so a request cannot ask for millions of tiny tiles).
+        ``cancelled`` is asked before each batch of tiles; when it returns True the frame
+        is abandoned with :class:`JobCancelled` (a server whose client went away stops
+        computing at once instead of finishing the frame).
 
         Raises
         ------
@@ -144,7 +152,8 @@ class Engine:
         where = f"frame {index}" if index is not None else "the frame"
         mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
         normalised = mapping.forward(frame, where=where)
-        result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None)
+        result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None,
+                                 cancelled=cancelled)
         return mapping.inverse(result, where=where)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
@@ -159,14 +168,15 @@ class Engine:
             halo = card.receptive_field // 2
         return tiling.plan_tiles(shape, tile_size=size, halo=halo, multiple_of=int(tile.get("multiple_of", 1)))
 
-    def _run_tiled(self, frame: np.ndarray, card: ModelCard, *, tile_size: int | None = None) -> np.ndarray:
+    def _run_tiled(self, frame: np.ndarray, card: ModelCard, *, tile_size: int | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         """Run all tiles; when memory runs out, halve the batch, then the tile size (CSBDeep habit)."""
         backend = self._backend(card)
         plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
         batch_size = self.batch_size
         while True:
             try:
-                return self._run_plan(frame, plan, backend, batch_size)
+                return self._run_plan(frame, plan, backend, batch_size, cancelled)
             except ResourceExhausted:
                 if batch_size > 1:
                     batch_size = max(batch_size // 2, 1)
@@ -180,11 +190,14 @@ class Engine:
                 log.warning("out of memory on %s: retrying with batch %d, tile %s", card.id, batch_size, plan.core)
 
     @staticmethod
-    def _run_plan(frame: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int) -> np.ndarray:
+    def _run_plan(frame: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int,
+                  cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         padded = tiling.pad_frame(frame, plan)
         output = np.empty(frame.shape, np.float32)
         windows = list(tiling.iter_windows(padded, plan))
         for start in range(0, len(windows), batch_size):
+            if cancelled is not None and cancelled():
+                raise JobCancelled()
             chunk = windows[start : start + batch_size]
             batch = np.ascontiguousarray(np.stack([window for _, window in chunk])[:, None], dtype=np.float32)
             for (tile, _), result in zip(chunk, backend.run(batch)):

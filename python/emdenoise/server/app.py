@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -145,5 +148,28 @@ def serve(
     for problem in engine.repository.problems:
         print(f"warning: {problem}", flush=True)
     stopping.wait()
-    server.stop(grace_seconds).wait()
-    print("emdenoise server stopped", flush=True)
+    stop_within(server, grace_seconds)
+
+
+def stop_within(server: grpc.Server, grace_seconds: float) -> None:
+    """Stop accepting calls, let running ones finish for ``grace_seconds``, then end the process.
+
+    After the grace period gRPC cancels what still runs; the engine sees the cancellation
+    between tile batches (``Engine.denoise_frame(cancelled=...)``) and its threads return.
+    Whatever is still busy one second later (one long batch of tiles) does not hold the
+    process: it exits anyway, so SIGTERM takes at most about ``grace_seconds + 1`` s.
+    """
+    started = time.monotonic()
+    server.stop(grace_seconds).wait(grace_seconds + 1.0)
+    busy = [t for t in threading.enumerate() if t.name.startswith("emdenoise-rpc") and t.is_alive()]
+    deadline = started + grace_seconds + 1.0
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    still = [t for t in busy if t.is_alive()]
+    print(f"emdenoise server stopped after {time.monotonic() - started:.1f} s", flush=True)
+    if still:
+        log.warning("%d call(s) still computing after the %.0f s grace period; exiting anyway", len(still), grace_seconds)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

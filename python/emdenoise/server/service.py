@@ -19,7 +19,7 @@ from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
-from emdenoise.server.streams import ClientGone, guarded, incoming_frames
+from emdenoise.server.streams import ClientGone, guarded, incoming_frames, stopped
 from emdenoise.wire import MAX_FRAME_BYTES, frame_to_chunks
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         for index, frame in frames:
             with self._compute_slot(context):
                 result = self.engine.denoise_frame(
-                    frame, card, index=index, tile_size=checked["tile_size"], **calibration
+                    frame, card, index=index, tile_size=checked["tile_size"], cancelled=stopped(context), **calibration
                 )
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)

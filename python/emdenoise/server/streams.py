@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import grpc
 
+from emdenoise.engine.engine import JobCancelled
 from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
 from emdenoise.server.limits import StreamIdle
 from emdenoise.wire import FrameAssembler
@@ -30,6 +31,11 @@ STATUS_OF = (
 
 class ClientGone(Exception):
     """The client cancelled or disconnected: stop working on its stream."""
+
+
+def stopped(context) -> Callable[[], bool]:
+    """``cancelled`` for the engine: True once the call ended (client gone, deadline, server stopping)."""
+    return lambda: not context.is_active()
 
 
 def status_for(error: Exception) -> grpc.StatusCode:
@@ -56,7 +62,7 @@ def guarded(name: str, body: Callable[..., Iterator], *args, context) -> Iterato
     """
     try:
         yield from body(*args)
-    except ClientGone:
+    except (ClientGone, JobCancelled):
         log.info("client went away; its %s job is dropped", name)
     except UserError as error:
         context.abort(status_for(error), str(error))

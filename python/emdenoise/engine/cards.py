@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def cached_file_sha256(path: Path) -> str:
+    """:func:`file_sha256`, remembered per (path, device, inode, size, mtime).
+
+    ListModels re-scans the model folders on every call; without this it re-read every
+    ONNX graph (39 MB for the bundled models) each time. A graph replaced or rewritten
+    changes its size, inode or mtime and is hashed again.
+    """
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = file_sha256(path)
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = digest
+    return digest
+
+
 def load_card(folder: str | Path, *, verify: bool = True) -> ModelCard:
     """Read and check ``folder/card.json``.
 
@@ -142,7 +166,7 @@ def load_card(folder: str | Path, *, verify: bool = True) -> ModelCard:
         graph_path = folder / graph.file
         if not graph_path.is_file():
             raise CardError(f"{path}: graph file {graph.file} is missing; re-export the model.")
-        if verify and file_sha256(graph_path) != graph.sha256:
+        if verify and cached_file_sha256(graph_path) != graph.sha256:
             raise CardError(f"{graph_path} does not match the sha256 on its card; re-export the model.")
         graphs[name] = graph
     if backend == "onnx" and not graphs:

@@ -50,7 +50,19 @@ def test_install_accepts_a_plugins_folder_and_records_this_python(tmp_path):
     plugins.mkdir()
     done = install(plugins)
     assert read_keyvalues(done.config)["python"] == sys.executable
-    assert done.examples is None  # no macros/ folder beside it
+    assert done.examples == tmp_path / "macros" / "emdenoise"  # macros/ beside plugins/ is made, never skipped
+    assert (done.examples / "Denoise_Folder.ijm").is_file()
+
+
+def test_install_prepares_a_debian_user_folder_before_imagej_first_ran(tmp_path):
+    from emdenoise.fiji.install import batch_commands
+
+    done = install(tmp_path / ".imagej")
+    assert (tmp_path / ".imagej" / "plugins" / "emdenoise" / "EM_Denoise.ijm").is_file()
+    assert (tmp_path / ".imagej" / "macros" / "emdenoise" / "Denoise_Folder.ijm").is_file()
+    commands = batch_commands(done)
+    assert f"fiji launch --headless --fiji {tmp_path / '.imagej'} --batch " in commands["emdenoise"]
+    assert f"-ijpath {tmp_path / '.imagej'} -batch " in commands["imagej"]
 
 
 def test_install_refuses_a_folder_without_plugins(tmp_path):

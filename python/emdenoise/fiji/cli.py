@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emdenoise.fiji import launch_cli
-from emdenoise.fiji.install import install, uninstall
+from emdenoise.fiji.install import batch_commands, install, uninstall
 
 
 def register(subparsers) -> None:
@@ -28,9 +28,14 @@ def run_install(args) -> int:
     done = install(args.fiji, python=args.python)
     print(f"installed {', '.join(done.command_names)} into {done.commands}")
     print(f"the commands start {done.config.read_text().splitlines()[1].split('=', 1)[1]}")
-    if done.examples:
-        print(f"example lab macros: {done.examples}")
+    print(f"example lab macros: {done.examples}")
     print("restart Fiji/ImageJ (or Help > Refresh Menus) to see Plugins > emdenoise")
+    commands = batch_commands(done)
+    print("denoise a folder in batch (no display needed; exits 1 when a command fails):")
+    print(f"  {commands['emdenoise']}")
+    if "imagej" in commands:
+        print("or with ImageJ's own -batch (needs a display; an unknown command there opens a dialog):")
+        print(f"  {commands['imagej']}")
     return 0
 
 

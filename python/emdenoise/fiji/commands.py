@@ -301,18 +301,30 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
 }
 
 
-def run_command(ctx: Context) -> None:
-    """Run one EM command; every failure ends as one sentence for the user."""
+def run_command(ctx: Context) -> str | None:
+    """Run one EM command; every failure ends as one sentence for the user.
+
+    Returns
+    -------
+    str or None
+        The sentence of a failure (a cancelled command is one too), None on success; a
+        batch run (``emdenoise fiji launch --batch``) exits 1 when it saw one.
+    """
     started = time.monotonic()
     try:
         HANDLERS[ctx.command](ctx)
     except Cancelled:
         ctx.status(f"{ctx.command}: cancelled")
+        return "cancelled"
     except UserError as error:
         ctx.fail(str(error))
+        return str(error)
     except Exception as error:  # anything else still reaches the user as one sentence
         import traceback
 
         traceback.print_exc()
-        ctx.fail(f"emdenoise failed unexpectedly ({type(error).__name__}: {error}); "
-                 f"the details are on the terminal that started ImageJ ({time.monotonic() - started:.1f} s in).")
+        message = (f"emdenoise failed unexpectedly ({type(error).__name__}: {error}); "
+                   f"the details are on the terminal that started ImageJ ({time.monotonic() - started:.1f} s in).")
+        ctx.fail(message)
+        return message
+    return None

@@ -50,7 +50,8 @@ def find_imagej(fiji: str | os.PathLike | None = None) -> Installation:
     Parameters
     ----------
     fiji : path-like, optional
-        A Fiji.app (holds ``jars/``), or an ImageJ1 folder (holds ``ij.jar``). Without
+        A Fiji.app (holds ``jars/``), an ImageJ1 folder (holds ``ij.jar``), or an ImageJ
+        user folder holding ``plugins/`` (Debian's ``~/.imagej``). Without
         it: the ``ij.jar`` named by ``$EMDENOISE_IJ_JAR``, else Debian's.
 
     Raises
@@ -74,6 +75,12 @@ def find_imagej(fiji: str | os.PathLike | None = None) -> Installation:
     if (root / "ij.jar").is_file():
         plugins = root / "plugins"
         return Installation("imagej1", root, ij_jar=root / "ij.jar", plugins=plugins if plugins.is_dir() else None)
+    if (root / "plugins").is_dir():  # an ImageJ user folder such as Debian's ~/.imagej: the system's ij.jar
+        jar = Path(os.environ.get("EMDENOISE_IJ_JAR") or DEBIAN_IJ_JAR)
+        if not jar.is_file():
+            raise UserError(f"{root} holds plugins/ but no ij.jar, and {jar} is missing; install ImageJ 1 "
+                            "(Debian/Ubuntu: apt-get install imagej) or pass a Fiji.app.")
+        return Installation("imagej1", root, ij_jar=jar, plugins=root / "plugins")
     raise UserError(
         f"{root} is neither a Fiji.app (no jars/ folder) nor an ImageJ folder (no ij.jar); "
         "pass the folder that holds them."
@@ -261,6 +268,9 @@ def start_imagej(
         else:
             _start_imagej1(installation, headless=headless, gui=gui, memory=memory)
     from emdenoise.fiji.listener import add_menu, install_listener
+
+    # Macros (Denoise_Folder.ijm) test this to know the EM commands are served in-process.
+    _j_class("java.lang.System").setProperty("emdenoise.inprocess", "true")
 
     session = ImageJSession(installation, headless=headless, gui=gui, gateway=gateway)
     session.listener = install_listener(pool=session.pool, headless=headless)

@@ -43,13 +43,16 @@ def _make_listener_class():
             self.headless = headless
             self.guard_unknown = guard_unknown
             self.aborted: list[str] = []  # unknown commands whose macro was stopped
+            self.failed: list[str] = []  # "command: sentence" of each EM command that failed
 
         @JOverride
         def commandExecuting(self, command):
             name = str(command)
             if name in HANDLERS:
                 options = _j("ij.Macro").getOptions()
-                run_command(Context(name, None if options is None else str(options), self.pool, self.headless))
+                error = run_command(Context(name, None if options is None else str(options), self.pool, self.headless))
+                if error is not None:
+                    self.failed.append(f"{name}: {error}")
                 return None
             if self.guard_unknown and (name.startswith("EM ") or self.headless) and not known_command(name):
                 self.aborted.append(name)

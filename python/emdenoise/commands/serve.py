@@ -31,6 +31,8 @@ def register(subparsers) -> None:
                    help="drop a client stream that sends nothing for S seconds mid-upload (0: never)")
     p.add_argument("--grace", type=float, default=5.0, metavar="S",
                    help="on SIGTERM/SIGINT: stop accepting, let running calls finish for S seconds, then exit")
+    p.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="folder whose files clients may name for training (train-series --server-path); default: none")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -59,5 +61,6 @@ def run(args) -> int:
         insecure=args.insecure,
         idle_seconds=args.idle_timeout or None,
         grace_seconds=max(0.0, args.grace),
+        data_root=args.data_root,
     )
     return 0

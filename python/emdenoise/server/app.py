@@ -40,6 +40,7 @@ def create_server(
     tls_key: Path | None = None,
     token: str | None = None,
     idle_seconds: float | None = IDLE_SECONDS,
+    data_root: Path | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
@@ -64,6 +65,7 @@ def create_server(
         service_options["max_frame_bytes"] = max_frame_bytes
     service = DenoiserService(engine, **service_options)
     service.max_training_jobs = max(1, int(max_training_jobs))
+    service.data_root = Path(data_root).resolve() if data_root else None  # training files clients may name
     service.training  # noqa: B018 -- jobs a previous server left unfinished are marked failed now
     pb_grpc.add_DenoiserServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
@@ -99,6 +101,7 @@ def serve(
     token_file: Path | None = None,
     insecure: bool = False,
     idle_seconds: float | None = IDLE_SECONDS,
+    data_root: Path | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish).
 
@@ -114,6 +117,8 @@ def serve(
         if (tls_cert is None) != (tls_key is None):
             raise UserError("give both --tls-cert and --tls-key (the certificate and its private key), or neither.")
         server_credentials(tls_cert, tls_key)  # unreadable files fail before models load
+    if data_root is not None and not Path(data_root).is_dir():
+        raise UserError(f"--data-root {data_root} is not a folder; give the folder whose files clients may train on.")
     if warning:
         print(f"warning: {warning}", flush=True)
     engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
@@ -129,6 +134,7 @@ def serve(
         tls_key=tls_key,
         token=token,
         idle_seconds=idle_seconds,
+        data_root=data_root,
     )
     stopping = threading.Event()
 

@@ -20,7 +20,12 @@ from emdenoise.wire import FrameAssembler
 
 log = logging.getLogger(__name__)
 
+class PermissionDenied(UserError):
+    """The request names something on the server this client may not use (status PERMISSION_DENIED)."""
+
+
 STATUS_OF = (
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (StreamIdle, grpc.StatusCode.DEADLINE_EXCEEDED),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),

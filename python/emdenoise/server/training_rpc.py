@@ -59,7 +59,7 @@ def _guard(context, body):
         context.abort(grpc.StatusCode.INTERNAL, f"the server failed unexpectedly ({error}); see its log.")
 
 
-def _read_upload(request_iterator, context, max_frame_bytes: int):
+def _read_upload(request_iterator, context, max_frame_bytes: int, data_root: Path | None = None):
     first = next(request_iterator, None)
     if first is None or first.WhichOneof("item") != "options":
         raise InvalidInput("a StartTraining stream must start with TrainSeriesOptions (model name and settings).")
@@ -83,15 +83,48 @@ def _read_upload(request_iterator, context, max_frame_bytes: int):
     if options.server_path:
         if frames:
             raise InvalidInput("send either frames or server_path, not both.")
-        frames = _frames_from_path(Path(options.server_path))
+        frames = _frames_from_path(options.server_path, data_root)
     return options, frames
 
 
-def _frames_from_path(path: Path) -> list:
+def inside_data_root(name: str, data_root: Path | None) -> Path:
+    """The file ``name`` names under ``data_root``, or PermissionDenied revealing nothing else.
+
+    Parameters
+    ----------
+    name : str
+        A path sent by the client: relative to the data root, or absolute.
+    data_root : Path or None
+        ``serve --data-root``; None: the server reads no files for clients.
+
+    Raises
+    ------
+    PermissionDenied
+        No data root is configured, or ``name`` resolves (symbolic links followed) outside it.
+        The sentence is the same whether or not the path exists.
+    """
+    from emdenoise.server.streams import PermissionDenied
+
+    if data_root is None:
+        raise PermissionDenied("this server reads no files for its clients (it was started without --data-root); "
+                               "send the frames instead.")
+    root = Path(data_root).resolve()
+    try:
+        target = (root / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        target = None
+    if target is None or (target != root and root not in target.parents):
+        raise PermissionDenied("the server only reads training files under its data root (serve --data-root); "
+                               "give a path inside it, or send the frames instead.")
+    return target
+
+
+def _frames_from_path(name: str, data_root: Path | None) -> list:
     from emdenoise.train.series_checks import read_series_file
 
+    path = inside_data_root(name, data_root)
     if not path.is_file():
-        raise InvalidInput(f"{path} does not exist on the server; give a path the server can read, or send the frames.")
+        raise InvalidInput(f"{name} is not a file under the server's data root; give a file there, or send the frames.")
     return read_series_file(path)
 
 
@@ -99,7 +132,8 @@ def start_training(service, request_iterator, context) -> pb.TrainingJob:
     """Body of ``StartTraining``."""
 
     def body():
-        options, frames = _read_upload(request_iterator, context, service.max_frame_bytes)
+        options, frames = _read_upload(request_iterator, context, service.max_frame_bytes,
+                                       getattr(service, "data_root", None))
         try:
             settings = json.loads(options.settings_json) if options.settings_json else {}
         except ValueError:

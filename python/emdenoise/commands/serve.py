@@ -33,6 +33,8 @@ def register(subparsers) -> None:
                    help="on SIGTERM/SIGINT: stop accepting, let running calls finish for S seconds, then exit")
     p.add_argument("--data-root", type=Path, metavar="DIR",
                    help="folder whose files clients may name for training (train-series --server-path); default: none")
+    p.add_argument("--metrics-port", type=int, metavar="N",
+                   help="serve Prometheus metrics at http://HOST:N/metrics (needs prometheus_client)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -62,5 +64,6 @@ def run(args) -> int:
         idle_seconds=args.idle_timeout or None,
         grace_seconds=max(0.0, args.grace),
         data_root=args.data_root,
+        metrics_port=args.metrics_port,
     )
     return 0

@@ -41,6 +41,7 @@ def create_server(
     token: str | None = None,
     idle_seconds: float | None = IDLE_SECONDS,
     data_root: Path | None = None,
+    metrics=None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
@@ -54,7 +55,9 @@ def create_server(
     if (tls_cert is None) != (tls_key is None):
         raise UserError("give both --tls-cert and --tls-key (the certificate and its private key), or neither.")
     credentials = server_credentials(tls_cert, tls_key) if tls_cert else None
-    interceptors = [TokenInterceptor(token)] if token else []
+    interceptors = [metrics] if metrics is not None else []  # outermost: refused calls count too
+    if token:
+        interceptors.append(TokenInterceptor(token))
     interceptors.append(CallLimits(max_streams, idle_seconds=idle_seconds))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=pool_size(max_streams), thread_name_prefix="emdenoise-rpc"),
@@ -66,6 +69,8 @@ def create_server(
     service = DenoiserService(engine, **service_options)
     service.max_training_jobs = max(1, int(max_training_jobs))
     service.data_root = Path(data_root).resolve() if data_root else None  # training files clients may name
+    if metrics is not None:
+        service.on_frame = metrics.frames.inc
     service.training  # noqa: B018 -- jobs a previous server left unfinished are marked failed now
     pb_grpc.add_DenoiserServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
@@ -102,6 +107,7 @@ def serve(
     insecure: bool = False,
     idle_seconds: float | None = IDLE_SECONDS,
     data_root: Path | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish).
 
@@ -119,6 +125,11 @@ def serve(
         server_credentials(tls_cert, tls_key)  # unreadable files fail before models load
     if data_root is not None and not Path(data_root).is_dir():
         raise UserError(f"--data-root {data_root} is not a folder; give the folder whose files clients may train on.")
+    metrics = None
+    if metrics_port is not None:
+        from emdenoise.server.metrics import Metrics
+
+        metrics = Metrics()
     if warning:
         print(f"warning: {warning}", flush=True)
     engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
@@ -135,7 +146,15 @@ def serve(
         token=token,
         idle_seconds=idle_seconds,
         data_root=data_root,
+        metrics=metrics,
     )
+    if metrics is not None:
+        try:
+            metrics_bound = metrics.serve(host, metrics_port)
+        except OSError as error:
+            server.stop(0)
+            raise UserError(f"cannot serve metrics on {host}:{metrics_port} ({error.strerror or error}); choose another --metrics-port.") from None
+        print(f"emdenoise metrics on http://{host}:{metrics_bound}/metrics", flush=True)
     stopping = threading.Event()
 
     def stop(signum, _frame):

@@ -72,6 +72,7 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         self.max_training_jobs = 1  # Noise2Atom jobs at once (emdenoise.server.training_rpc)
         self._training = None
         self._training_lock = threading.Lock()
+        self.on_frame = None  # called once per frame denoised (metrics)
 
     @property
     def training(self):
@@ -158,6 +159,8 @@ class DenoiserService(pb_grpc.DenoiserServicer):
                 result = self.engine.denoise_frame(
                     frame, card, index=index, tile_size=checked["tile_size"], cancelled=stopped(context), **calibration
                 )
+            if self.on_frame is not None:
+                self.on_frame()
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)
 

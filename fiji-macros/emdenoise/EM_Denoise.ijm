@@ -197,8 +197,10 @@ function contains(items, item) {
 
 function baseName(name) {
 	lower = toLowerCase(name);
-	if (endsWith(lower, ".tiff")) return substring(name, 0, lengthOf(name) - 5);
-	if (endsWith(lower, ".tif")) return substring(name, 0, lengthOf(name) - 4);
+	// TIFF and the EM formats EM Open reads: results are named as 'emdenoise denoise' names them
+	endings = newArray(".tiff", ".tif", ".dm3", ".dm4", ".ser", ".emi", ".emd", ".mrcs", ".mrc", ".st", ".ali");
+	for (k = 0; k < endings.length; k++)
+		if (endsWith(lower, endings[k])) return substring(name, 0, lengthOf(name) - lengthOf(endings[k]));
 	return name;
 }
 

@@ -118,12 +118,28 @@ def prepare_job(client, first_frame, metadata: ImageMetadata, *, model_id, modal
     offset to send with the job (estimated ones for counts models, else the user's).
     """
     cards = {card["id"]: card for card in client.list_models()}
-    model_id = model_id or choose_default(list(cards.values()), modality)
+    model_id = model_id or choose_default(list(cards.values()), metadata_modality(metadata, modality))
     if model_id not in cards:
         raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
     counts = calibrate(first_frame, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
     calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
     return model_id, counts, calibration
+
+
+def metadata_modality(metadata: ImageMetadata, modality: str = "any") -> str:
+    """``modality`` when the user chose one, else what the file's metadata says, else ``"any"``."""
+    if modality and modality != "any":
+        return modality
+    from emdenoise.io.modality import modality_of
+
+    return modality_of(metadata) or "any"
+
+
+def file_modality(path: Path, modality: str = "any") -> str:
+    """:func:`metadata_modality` of the file at ``path`` (its metadata only is used)."""
+    if modality and modality != "any":
+        return modality
+    return metadata_modality(open_frames(path)[1])
 
 
 def denoise_file(
@@ -302,16 +318,27 @@ def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | No
     or written fails alone, with one sentence in its :class:`Outcome`.
     """
     check_job_options(gain=options.get("gain"), offset=options.get("offset"), tile_size=options.get("tile_size"))
-    resolved_model = model_id
-    if resolved_model is None:
-        resolved_model = _default_model(client, options.get("modality", "any"))
-    plan = plan_outputs(inputs, output, resolved_model)
+    groups: dict[str, list[Path]] = {}  # model id -> inputs, in order
+    if model_id is not None:
+        groups[model_id] = list(inputs)
+    else:  # each file's own modality (its metadata) picks its default model
+        cards = client.list_models()
+        for source in inputs:
+            try:
+                modality = file_modality(source, options.get("modality", "any"))
+            except UserError:
+                modality = options.get("modality", "any")  # unreadable: fails below with its own sentence
+            groups.setdefault(choose_default(cards, modality), []).append(source)
     if not (len(inputs) == 1 and output.suffix.lower() in TIFF_SUFFIXES):
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create the output folder {output} ({error.strerror}); choose another -o.") from None
-    return [_denoise_planned(client, source, target, resolved_model, overwrite, options) for source, target in plan]
+    outcomes = {}
+    for model, sources in groups.items():
+        for source, target in plan_outputs(sources, output, model):
+            outcomes[source] = _denoise_planned(client, source, target, model, overwrite, options)
+    return [outcomes[source] for source in inputs]
 
 
 def _denoise_planned(client, source: Path, target: Path | UserError, model_id: str, overwrite: bool, options) -> Outcome:

@@ -298,7 +298,14 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "EM Denoise": em_denoise,
     "EM Server Settings": em_server_settings,
     "EM Benchmark": em_benchmark,
+    "EM Open": lambda ctx: _em_open(ctx),
 }
+
+
+def _em_open(ctx: Context) -> None:
+    from emdenoise.fiji.em_open import em_open  # the EM readers load only when a file is opened
+
+    em_open(ctx)
 
 
 def run_command(ctx: Context) -> str | None:

@@ -42,7 +42,7 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     from emdenoise.client import connect
     from emdenoise.engine.repository import choose_default
     from emdenoise.errors import UserError
-    from emdenoise.workflow import denoise_file
+    from emdenoise.workflow import denoise_file, file_modality
 
     source = Path(request["input"])
     target = Path(request["output"])
@@ -57,8 +57,8 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
         raise UserError("gain and offset must be numbers (0 = estimate from the image).") from None
     client = connect(server) if server else connect(None)
     with client:
-        if model in ("", "default"):
-            model = choose_default(client.list_models(), modality)
+        if model in ("", "default"):  # the file's own modality (EM Open's Info line, DM/EMD tags) first
+            model = choose_default(client.list_models(), file_modality(source, modality))
         job.write_status("running", done=0, total=0)
         denoise_file(
             client,

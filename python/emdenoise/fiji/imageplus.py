@@ -40,9 +40,9 @@ def _ij(name: str):
 
 
 def base_name(title: str) -> str:
-    """An image title without its ``.tif``/``.tiff`` ending (as the EM macros do)."""
+    """An image title without its ``.tif``/``.tiff`` or EM-format ending (as the EM macros do)."""
     lower = title.lower()
-    for suffix in (".tiff", ".tif"):
+    for suffix in (".tiff", ".tif", ".dm3", ".dm4", ".ser", ".emi", ".emd", ".mrcs", ".mrc", ".st", ".ali"):
         if lower.endswith(suffix):
             return title[: -len(suffix)]
     return title

@@ -54,6 +54,7 @@ ACTIONS = {
         JobAction("adapt", "emdenoise.fiji.adapt_job:run_adapt_job"),  # EM Train On Data (issue 18)
         JobAction("compress", "emdenoise.compress.fiji_job:run_compress_job"),  # EM Compress (seed 002)
         JobAction("decompress", "emdenoise.compress.fiji_job:run_decompress_job"),  # EM Decompress (seed 002)
+        JobAction("open", "emdenoise.fiji.em_open:run_open_job"),  # EM Open (issue 21)
     )
 }
 

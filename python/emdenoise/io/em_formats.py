@@ -222,6 +222,10 @@ def _checked_pixels(path: Path, pixels: np.ndarray) -> np.ndarray:
         )
     if not pixels.dtype.isnative:
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    if pixels.dtype in (np.uint32, np.int64, np.uint64, np.int8):
+        # DigiScan writes uint32 counts; float64 holds every count below 2**53 exactly and is
+        # a type the engine, the wire and ImageJ (as 32-bit) all take.
+        pixels = pixels.astype(np.float64)
     return pixels
 
 

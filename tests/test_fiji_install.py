@@ -144,7 +144,9 @@ def test_worker_runs_the_benchmark_action_into_a_csv(tmp_path):
     status = read_keyvalues(job.path / "status.txt")
     assert status["state"] == "done" and status["frames"] == "4"
     rows = (job.path / "table.csv").read_text().splitlines()
-    assert rows[0].startswith("Method,CSS,") and [r.split(",")[0] for r in rows[1:]] == ["Unfiltered", "Gaussian"]
+    names = [r.split(",")[0] for r in rows[1:]]
+    assert rows[0].startswith("Method,CSS,") and names[:2] == ["Unfiltered", "Gaussian"]
+    assert len(names) == 3 and names[2].startswith("Gaussian (tuned: sigma ")  # issue 17: the tuned row too
 
 
 def test_every_job_action_names_a_handler_that_exists():

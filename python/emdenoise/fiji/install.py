@@ -29,6 +29,9 @@ FOLDER = "emdenoise"
 CONFIG = "emdenoise.config"
 
 
+#: The ImageJ 1 jar of Debian's ``imagej`` package.
+DEBIAN_IJ_JAR = Path("/usr/share/java/ij.jar")
+
 def macros_source() -> Path:
     """Folder holding ``emdenoise/`` (the commands) and ``examples/``.
 
@@ -167,8 +170,6 @@ def batch_commands(done: Installed, *, python: str | None = None) -> dict[str, s
                      f'--batch {_quote(macro)} --arg "{args}"',
     }
     if not (root / "jars").is_dir():  # ImageJ 1: Debian's user folder or a folder holding ij.jar
-        from emdenoise.fiji.launch import DEBIAN_IJ_JAR
-
         jar = root / "ij.jar" if (root / "ij.jar").is_file() else DEBIAN_IJ_JAR
         commands["imagej"] = (f'xvfb-run -a java -jar {_quote(jar)} -ijpath {_quote(root)} '
                               f'-batch {_quote(macro)} "{args}"')

@@ -28,9 +28,7 @@ from pathlib import Path
 
 from emdenoise.errors import UserError
 from emdenoise.fiji.clients import ClientPool, default_pool, server_of
-
-#: Where Debian's ``imagej`` package puts ImageJ 1.
-DEBIAN_IJ_JAR = Path("/usr/share/java/ij.jar")
+from emdenoise.fiji.install import DEBIAN_IJ_JAR  # where Debian's ``imagej`` package puts ImageJ 1
 FIJI_EXTRA_HINT = "pip install 'emdenoise[fiji]'"
 
 

@@ -104,3 +104,84 @@ def test_lazy_hyperspy_signal_keeps_its_calibration(cluster, tmp_path, stack, en
     assert (back.axes_manager.navigation_axes[0].scale, back.axes_manager.navigation_axes[0].units) == (0.5, "s")
     assert back.metadata.emdenoise.graph_sha256 == engine.card(KERNEL).graph_sha256()
     np.testing.assert_allclose(back.data, engine.denoise(stack, KERNEL), rtol=1e-5, atol=1e-3)
+
+
+def _write_stacks(folder: Path, count: int, seed: int = 5) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        path = folder / f"movie{index}.tif"
+        tifffile.imwrite(path, rng.poisson(3.0, size=(3, 256, 256)).astype(np.uint16), imagej=True,
+                         resolution=(8.0, 8.0), metadata={"axes": "TYX", "unit": "nm"})
+        paths.append(path)
+    return paths
+
+
+def _emdenoise(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``emdenoise denoise ARGS`` in a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "emdenoise", "denoise", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def _address(cluster) -> str:
+    return cluster.scheduler_info()["address"]
+
+
+def test_folder_with_a_corrupt_file_finishes_the_others(cluster, tmp_path, engine):
+    inputs = _write_stacks(tmp_path / "in", 3)
+    (tmp_path / "in" / "broken.tif").write_bytes(inputs[0].read_bytes()[:3000])  # truncated copy
+    args = [str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", KERNEL, "--dask", _address(cluster)]
+    first = _emdenoise(*args)
+    assert first.returncode == 1, first.stderr
+    assert "3 written, 0 skipped, 1 failed" in first.stdout
+    broken_line = next(line for line in first.stdout.splitlines() if line.startswith("broken.tif"))
+    assert "failed" in broken_line and "Traceback" not in first.stderr
+    written = tifffile.TiffFile(tmp_path / "out" / f"movie1_denoised-{KERNEL}.tif")
+    with written:
+        assert "emdenoise.model = ede-kernel-stem-5" in written.imagej_metadata["Info"]
+        np.testing.assert_allclose(written.asarray(), engine.denoise(tifffile.imread(inputs[1]), KERNEL), atol=1e-3)
+    again = _emdenoise(*args)  # finished outputs are skipped, the bad file fails again
+    assert again.returncode == 1 and "0 written, 3 skipped, 1 failed" in again.stdout
+
+
+def test_one_stack_streams_into_zarr_with_provenance_and_calibration(tmp_path, engine):
+    zarr = pytest.importorskip("zarr")
+    (source,) = _write_stacks(tmp_path / "in", 1)
+    target = tmp_path / "clean.zarr"
+    run = _emdenoise(str(source), "-o", str(target), "--model", KERNEL, "--dask", "local:2")
+    assert run.returncode == 0, run.stderr
+    array = zarr.open_array(str(target), mode="r")
+    assert array.dtype == np.float32 and array.chunks == (1, 256, 256)
+    assert array.attrs["emdenoise"]["model"] == KERNEL and array.attrs["emdenoise"]["source"] == source.name
+    assert array.attrs["calibration"]["pixel_size"] == pytest.approx(0.125)
+    assert array.attrs["calibration"]["unit"] == "nm"
+    np.testing.assert_allclose(array[:], engine.denoise(tifffile.imread(source), KERNEL), atol=1e-3)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_killing_a_worker_mid_run_is_finished_by_a_rerun(cluster, tmp_path, engine):
+    inputs = _write_stacks(tmp_path / "in", 6, seed=9)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "in"), "-o", str(out), "--model", UNET, "--gain", "1", "--offset", "0",
+            "--dask", _address(cluster)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.Popen([sys.executable, "-m", "emdenoise", "denoise", *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=env)
+    victim = next(iter(cluster.run(os.getpid).values()))
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*.tif")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)  # mid-run: one file written, others running or queued
+    stdout, stderr = run.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr
+    rerun = _emdenoise(*args)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "0 failed" in rerun.stdout
+    for source in inputs:
+        target = out / f"{source.stem}_denoised-{UNET}.tif"
+        with tifffile.TiffFile(target) as written:
+            assert written.asarray().shape == (3, 256, 256)
+    np.testing.assert_allclose(tifffile.imread(out / f"movie5_denoised-{UNET}.tif"),
+                               engine.denoise(tifffile.imread(inputs[5]), UNET, gain=1.0, offset=0.0), atol=1e-3)

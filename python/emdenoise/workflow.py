@@ -314,8 +314,18 @@ def _identity(path: Path) -> str:
 def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | None, overwrite: bool = False, **options) -> list[Outcome]:
     """Denoise every input into ``output``; skip existing results, continue past failures.
 
-    Outputs are planned before any work (:func:`plan_outputs`); a file that cannot be read
+    Outputs are planned before any work (:func:`plan_many`); a file that cannot be read
     or written fails alone, with one sentence in its :class:`Outcome`.
+    """
+    planned = plan_many(client, inputs, output, model_id=model_id, **options)
+    return [denoise_planned(client, source, target, model, overwrite, options) for source, target, model in planned]
+
+
+def plan_many(client, inputs: list[Path], output: Path, *, model_id: str | None, **options) -> list[tuple[Path, Path | UserError, str]]:
+    """``(source, target or UserError, model id)`` for each input, in input order, before any work.
+
+    Each file's metadata picks its default model when ``model_id`` is None; the output
+    folder is created. ``denoise --dask`` hands these to Dask workers.
     """
     check_job_options(gain=options.get("gain"), offset=options.get("offset"), tile_size=options.get("tile_size"))
     groups: dict[str, list[Path]] = {}  # model id -> inputs, in order
@@ -334,14 +344,15 @@ def denoise_many(client, inputs: list[Path], output: Path, *, model_id: str | No
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create the output folder {output} ({error.strerror}); choose another -o.") from None
-    outcomes = {}
+    planned = {}
     for model, sources in groups.items():
         for source, target in plan_outputs(sources, output, model):
-            outcomes[source] = _denoise_planned(client, source, target, model, overwrite, options)
-    return [outcomes[source] for source in inputs]
+            planned[source] = (source, target, model)
+    return [planned[source] for source in inputs]
 
 
-def _denoise_planned(client, source: Path, target: Path | UserError, model_id: str, overwrite: bool, options) -> Outcome:
+def denoise_planned(client, source: Path, target: Path | UserError, model_id: str, overwrite: bool, options) -> Outcome:
+    """Denoise one planned input (see :func:`plan_many`): skipped when its output exists, failed with a sentence."""
     if isinstance(target, UserError):
         return Outcome(source, "failed", str(target))
     if target.exists() and not target.is_dir() and not overwrite:

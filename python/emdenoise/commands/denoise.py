@@ -56,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--offset", type=cli_types.offset, help="detector reading at zero electrons")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--tile-size", type=cli_types.tile_size, help="largest tile side (default: the model card's)")
+    p.add_argument("--dask", metavar="SCHEDULER",
+                   help="spread the files over Dask workers: a scheduler address or file, or local:N (N worker "
+                        "processes); with -o OUT.zarr one stack streams into Zarr (needs emdenoise[dask])")
     add_connection_arguments(p)
     p.set_defaults(func=run)
 
@@ -67,18 +70,23 @@ def run(args) -> int:
     if not inputs:
         raise UserError("no input files were found; name image files or folders that contain them.")
     with client_from_args(args) as client:
-        outcomes = denoise_many(
-            client,
-            inputs,
-            args.output,
-            model_id=args.model,
-            modality=args.modality,
-            gain=args.gain,
-            offset=args.offset,
-            overwrite=args.overwrite,
-            progress=True,
-            tile_size=args.tile_size,
-        )
+        if args.dask:
+            from emdenoise.cluster.command import denoise_with_dask
+
+            outcomes = denoise_with_dask(client, args, inputs)
+        else:
+            outcomes = denoise_many(
+                client,
+                inputs,
+                args.output,
+                model_id=args.model,
+                modality=args.modality,
+                gain=args.gain,
+                offset=args.offset,
+                overwrite=args.overwrite,
+                progress=True,
+                tile_size=args.tile_size,
+            )
     failed = [o for o in outcomes if o.status == "failed"]
     if len(outcomes) == 1 and failed:
         raise UserError(failed[0].detail)

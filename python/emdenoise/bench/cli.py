@@ -34,6 +34,8 @@ SUBVERBS = (
     Verb("stem-real", "sim-trained STEM models against tuned Gaussians on a real frame pair",
          "emdenoise.bench.stem_real:register"),
     Verb("training-log", "validation error against CPU hours of sim-trained runs", "emdenoise.bench.training_log:register"),
+    Verb("dask", "MP/s and peak worker memory of emdenoise.dask on a LocalCluster (1 vs 2 workers, Zarr output)",
+         "emdenoise.bench.dask_cluster:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
 )

@@ -30,28 +30,60 @@ def _history(run_dir: Path) -> list[list[float]]:
     return [[r["step"], r["cpu_hours"], r["val_error"]] for r in rows]
 
 
+def _training_data(config: dict[str, Any], bank_waves: int | None) -> tuple[str, list[float], dict[str, Any], str]:
+    """(modality, dose range, training-data record, validation description) of a run's source."""
+    if config["source"] == "stem":
+        from emdenoise.simulate.stem_scan import ScanConfig
+
+        scan = ScanConfig()
+        return "stem", [scan.dose[0], scan.dose[1]], {
+            "simulator": "emdenoise.simulate.stem_imager.StemImager (scenes: lattice, particles, film, grains, blobs; "
+                         "probe blur, line jitter, Poisson, causal scan-line filter, line flicker, read noise)",
+            "scan_config": scan.as_dict(),
+            "images": "new on every step, crop {crop}, batch {batch}".format(**config),
+            "real_data": "none: the real frames of ../shared/data are test data only",
+        }, "24 simulated 192x192 images, default_rng([917331, i])"
+    if config["source"] == "hrtem":
+        from emdenoise.simulate.exitwaves import BANK_VERSION, HELD_OUT_ELEMENTS
+        from emdenoise.simulate.imaging import ImagingConfig
+
+        imaging = ImagingConfig()
+        return "hrtem", [imaging.dose[0], imaging.dose[1]], {
+            "simulator": "abTEM exit-wave bank (emdenoise simulate exitwaves, lobato potentials, 80-300 kV, crystals at "
+                         "zone axes as films, wedges, edges, particles, supported and faceted particles, amorphous "
+                         "carbon) imaged on the fly by emdenoise.simulate.imaging.ExitWaveImager (defocus, Cs, C5, "
+                         "astigmatism, coherence envelopes, aperture, vibration, pixel size, detector MTF, dose, Poisson)",
+            "bank_version": BANK_VERSION,
+            "bank_waves_at_export": bank_waves,
+            "held_out": f"no {', '.join(HELD_OUT_ELEMENTS)}, no fluorite support, no kirkland potentials",
+            "imaging_config": imaging.as_dict(),
+            "images": "new on every step, crop {crop}, batch {batch}".format(**config),
+        }, "the validation split of the cross-domain HRTEM set (emdenoise.simulate.crossdomain: Pt/CeO2, kirkland, " \
+           "8 images, 512x512, 0.45 counts/px)"
+    raise UserError(f"no card recipe for source {config['source']!r}.")
+
+
 def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_field: int, parameters: int,
-               parity_error: float, history: list, torch_version: str) -> dict[str, Any]:
+               parity_error: float, history: list, torch_version: str, bank_waves: int | None = None) -> dict[str, Any]:
     """The card of a sim-trained model (ARCHITECTURE.md, "A model")."""
     from emdenoise import __version__
-    from emdenoise.simulate.stem_scan import ScanConfig
 
     config = meta["config"]
-    if config["source"] != "stem":
-        raise UserError(f"cards for source {config['source']!r} are not written yet; only 'stem'.")
-    scan = ScanConfig()
+    modality, dose_range, training_data, validation = _training_data(config, bank_waves)
     multiple = 2 ** int(config.get("depth", 3))
     return {
         "id": model_id,
-        "name": f"Sim-trained HAADF-STEM denoiser (VST U-Net, width {config['width']})",
+        "name": f"Sim-trained {modality.upper()} denoiser (VST U-Net, width {config['width']}, "
+                f"{config.get('depth', 3)} poolings)",
         "version": "1",
         "task": "denoise",
         "backend": "onnx",
-        "modality": "stem",
+        "modality": modality,
         "default": False,
         "architecture": {
-            "description": "Anscombe transform, residual U-Net ({depth} poolings, widths w/2w/2w/4w/4w..., leaky ReLU, no "
-                           "normalisation layers), algebraic inverse (emdenoise.models.vst_unet)".format(depth=config.get("depth", 3)),
+            "description": "Anscombe transform, residual U-Net ({depth} poolings, widths w/2w/2w/4w/4w..., leaky ReLU, "
+                           "no normalisation layers), algebraic inverse (emdenoise.models.vst_unet)".format(
+                               depth=config.get("depth", 3)),
             "spec": {"family": "vst-unet", "width": int(config["width"]), "depth": int(config.get("depth", 3))},
             "parameters": int(parameters),
             "source": "issue 17; U-Net after seed 003 appendix C.1 at reduced depth; VST as seed 003 sec. 5",
@@ -68,16 +100,11 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
         # The halo is rounded up to the pooling multiple so the pooling grid of every tile falls where it
         # falls on the whole frame: the served output then equals the network run on the whole frame.
         "tile": {"size": TILE, "multiple_of": multiple, "overlap": -(-(int(receptive_field) // 2) // multiple) * multiple},
-        "dose_range": [scan.dose[0], scan.dose[1]],
-        "dose_range_note": "mean noise-equivalent counts per pixel of the training images (log-uniform)",
-        "training_data": {
-            "simulator": "emdenoise.simulate.stem_imager.StemImager (scenes: lattice, particles, film, grains, blobs; "
-                         "probe blur, line jitter, Poisson, causal scan-line filter, line flicker, read noise)",
-            "scan_config": scan.as_dict(),
-            "images": "new on every step, crop {crop}, batch {batch}".format(**config),
-            "real_data": "none: the real frames of ../shared/data are test data only",
-        },
-        "validation_data": "24 simulated 192x192 images, default_rng([917331, i])",
+        "dose_range": dose_range,
+        "dose_range_note": "mean counts per pixel (STEM) or vacuum counts per pixel (HRTEM) of the training images, "
+                           "drawn log-uniform",
+        "training_data": training_data,
+        "validation_data": validation,
         "training": {
             "config": config,
             "steps": int(meta["steps"]),
@@ -124,9 +151,14 @@ def export_run(carry: str | Path, model_id: str, out_dir: str | Path) -> Path:
         error = parity(model, graph)
         if error > PARITY_TOLERANCE * 20:  # outputs are counts up to ~100, not unit-scaled values
             raise UserError(f"the exported graph differs from PyTorch by {error:.3g}; report this as a bug.")
+        bank_waves = None
+        if meta["config"]["source"] == "hrtem":
+            from emdenoise.simulate.exitwaves import bank_files, default_bank_dir
+
+            bank_waves = len(bank_files(default_bank_dir()))
         card = build_card(model_id, meta, sha256=file_sha256(graph), receptive_field=receptive_field(model),
                           parameters=sum(p.numel() for p in model.parameters()), parity_error=error,
-                          history=_history(carry.parent), torch_version=torch.__version__)
+                          history=_history(carry.parent), torch_version=torch.__version__, bank_waves=bank_waves)
         write_card(staging, card)
         return install_model_folder(staging, out_dir, model_id)
 

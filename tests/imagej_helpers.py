@@ -197,8 +197,9 @@ def _fill_and_ok(dialog, values: dict[str, str]) -> None:
             continue
         value = values[name]
         kind = control.getClass().getName()
-        if kind == "java.awt.Choice":
-            control.select(value)
+        if kind == "java.awt.Choice":  # an item, or the item of that model id ("id | details")
+            items = [str(control.getItem(i)) for i in range(control.getItemCount())]
+            control.select(next((item for item in items if item.split(" | ")[0] == value), value))
         elif kind == "java.awt.Checkbox":
             control.setState(value.lower() in ("1", "true", "yes"))
         else:
@@ -283,7 +284,12 @@ def _record(values: dict[str, str], command: str = "EM Denoise") -> None:
     time.sleep(0.5)
     before = WindowManager.getImageCount()
     IJ.doCommand(command)  # what choosing it in Plugins > emdenoise does
-    _fill_and_ok(_wait_for_dialog(command), values)
+    dialog = _wait_for_dialog(command)
+    for label, control in _labelled_controls(dialog):
+        if control.getClass().getName() == "java.awt.Choice":
+            items = [str(control.getItem(i)) for i in range(control.getItemCount())]
+            print(f"DIALOG-CHOICE {str(label).strip()} >>> " + " ;; ".join(items), flush=True)
+    _fill_and_ok(dialog, values)
     # The recorder writes the command's line when the command has finished.
     deadline = time.monotonic() + 90
     text = ""

@@ -433,7 +433,7 @@ def test_gui_menu_recorder_and_escape(tmp_path, folders):
     run = run_python(str(Path(__file__)), "gui", str(raw), inner_env=inner_env(folders), cwd=folders["cwd"], timeout=120)
     print(run.output)
     assert run.returncode == 0, run.output
-    assert "MENU ['EM Denoise', 'EM Server Settings', 'EM Benchmark']" in run.output
+    assert "MENU ['EM Denoise', 'EM Server Settings', 'EM Benchmark', 'EM Open']" in run.output
     recorded = section(run.output, "RECORDER>>>\n", "<<<RECORDER")
     # The same line the macro version of the command records (issue 8)
     assert (f'run("EM Denoise", "model={MODEL} modality=any server=embedded tile=128 gain=0.0000 offset=0 '

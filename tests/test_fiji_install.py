@@ -95,7 +95,8 @@ def test_bridge_models_lists_denoisers_or_one_error_line(capsys):
     assert bridge.main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     ids = [line.split("\t")[0] for line in lines]
-    assert "ede-kernel-tem-5" in ids and all(len(line.split("\t")) == 4 for line in lines)
+    assert "ede-kernel-tem-5" in ids and all(len(line.split("\t")) == 5 for line in lines)
+    assert "ede-kernel-hrtem-3\thrtem\t0\tonnx\tHRTEM | 0.47-0.56 e/px | fast" in lines  # the dialog's details
     assert bridge.main(["models", "--server", "127.0.0.1:9"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("ERROR\tcannot reach the emdenoise server at 127.0.0.1:9; start it with 'emdenoise serve --port 9'")

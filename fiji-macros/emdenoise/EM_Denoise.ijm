@@ -8,6 +8,7 @@
 //
 // Recordable: run("EM Denoise", "model=ede-kernel-tem-7 modality=any server=embedded
 //   tile=0 gain=0 offset=0 output=[32-bit float] residual preview");
+// The recorder names the model that ran: model=default is recorded as the id it resolved to.
 // After the call, a macro can check success with getTitle() (it names the new window).
 // Installed by 'emdenoise fiji install --fiji PATH'; see fiji-macros/README.md.
 
@@ -32,22 +33,34 @@ if (bitDepth() == 24)
 // Model chooser from ListModels of the configured server (or the embedded engine).
 server = call("ij.Prefs.get", "emdenoise.server", "embedded");
 listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", server);
+// A user sees "id | MODALITY | dose range | speed"; a macro's options name bare ids.
+macroOptions = "" + call("ij.Macro.getOptions");  // run("EM Denoise", options) gave them: no dialog is shown
+interactive = false;
+if (macroOptions == "" || macroOptions == "null")
+	interactive = true;
 models = newArray("default");
+choices = newArray("default");
 listingError = "";
 lines = split(listing, "\n");
 for (i = 0; i < lines.length; i++) {
 	fields = split(lines[i], "\t");
 	if (fields.length >= 2 && fields[0] == "ERROR")
 		listingError = fields[1];
-	else if (fields.length >= 4)
+	else if (fields.length >= 4) {
 		models = Array.concat(models, fields[0]);
+		label = fields[0];
+		if (interactive && fields.length >= 5)
+			label = fields[0] + " | " + fields[4];
+		choices = Array.concat(choices, label);
+	}
 }
 lastModel = call("ij.Prefs.get", "emdenoise.model", "default");
-if (!contains(models, lastModel))
-	lastModel = "default";
+lastChoice = "default";
+for (i = 0; i < models.length; i++)
+	if (models[i] == lastModel) lastChoice = choices[i];
 
 Dialog.create(TITLE);
-Dialog.addChoice("Model", models, lastModel);
+Dialog.addChoice("Model", choices, lastChoice);
 Dialog.addChoice("Modality (for the default model)", newArray("any", "tem", "stem", "tem+stem", "hrtem"), "any");
 Dialog.addString("Server", server, 22);
 Dialog.addNumber("Tile size", 0, 0, 6, "px (0 = model's own)");
@@ -56,11 +69,12 @@ Dialog.addNumber("Offset", 0, 2, 8, "counts at zero dose");
 Dialog.addChoice("Output type", newArray("32-bit float", "same as input"), "32-bit float");
 Dialog.addCheckbox("Residual image (raw - denoised)", false);
 Dialog.addCheckbox("Preview on the selection (current frame only)", false);
+Dialog.addMessage("Model: id | modality | dose range the model was trained for | speed;\n'default' picks the file's (else the chosen modality's) default model.");
 Dialog.addMessage("Results are 32-bit float unless 'same as input' is chosen.\n'embedded' runs the model in a local Python worker; host:port uses a server.\nPress Esc to cancel a running job.");
 if (listingError != "")
 	Dialog.addMessage("Could not list models: " + listingError);
 Dialog.show();
-model = Dialog.getChoice();
+model = modelId(Dialog.getChoice());
 modality = Dialog.getChoice();
 server = String.trim(Dialog.getString());
 tile = Dialog.getNumber();
@@ -139,13 +153,19 @@ if (residual) {
 	selectImage(resultID);
 }
 exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+if (interactive)
+	recordModel(usedModel);
 done = TITLE + ": " + inputTitle + " -> " + getTitle() + " (" + nSlices + " frames, " + seconds + " s, worker peak " + peak + " MiB)";
+// Warnings (a dose outside the model's range) stay in the Log, one line each.
+warnings = parseInt(keyValue(status, "warnings"));
+for (k = 1; k <= warnings; k++)
+	print(TITLE + ": warning: " + keyValue(status, "warning" + k));
+if (is("Batch Mode"))
+	print(done);
 note = keyValue(status, "note");
 if (note != "")
 	done = done + "; " + note;
 showStatus(done);
-if (is("Batch Mode"))
-	print(done);
 
 // ---------------------------------------------------------------------------------------
 // Esc aborted the job runner (it returns no state): the worker stops when its heartbeat
@@ -189,10 +209,47 @@ function keyValue(text, key) {
 	return "";
 }
 
-function contains(items, item) {
-	for (i = 0; i < items.length; i++)
-		if (items[i] == item) return true;
-	return false;
+function modelId(choice) {
+	cut = indexOf(choice, " | ");
+	if (cut < 0)
+		return String.trim(choice);
+	return String.trim(substring(choice, 0, cut));
+}
+
+// The Macro Recorder writes the model that ran (never "default", never the dialog's
+// label): its options are re-recorded with model=ID. (The macro language's && does not
+// short-circuit, so the scan below never reads past the padded end.)
+function recordModel(id) {
+	options = "" + call("ij.plugin.frame.Recorder.getCommandOptions");
+	if (indexOf(options, "model=") < 0)
+		return;
+	call("ij.plugin.frame.Recorder.resetCommandOptions");
+	options = String.trim(options) + " ";
+	n = lengthOf(options);
+	i = 0;
+	while (i < n) {
+		space = indexOf(options, " ", i);
+		equals = indexOf(options, "=", i);
+		if (space == i) {
+			i = i + 1;
+		} else if (equals < 0 || equals > space) {  // a checkbox: a bare word
+			call("ij.plugin.frame.Recorder.recordOption", substring(options, i, space));
+			i = space + 1;
+		} else {
+			key = substring(options, i, equals);
+			if (substring(options, equals + 1, equals + 2) == "[") {
+				bracket = indexOf(options, "]", equals + 2);
+				if (bracket < 0) bracket = n - 1;
+				value = substring(options, equals + 2, bracket);
+				i = bracket + 1;
+			} else {
+				value = substring(options, equals + 1, space);
+				i = space + 1;
+			}
+			if (key == "model") value = id;
+			call("ij.plugin.frame.Recorder.recordOption", key, value);
+		}
+	}
 }
 
 function baseName(name) {

@@ -5,8 +5,9 @@ The macros in ``fiji-macros/`` reach emdenoise through this module (ARCHITECTURE
 server is set, the server otherwise):
 
 ``models [--server HOST:PORT]``
-    One line per denoising model, ``id<TAB>modality<TAB>default<TAB>backend``, for the
-    dialog's model chooser; ``ERROR<TAB>sentence`` when the models cannot be listed.
+    One line per denoising model, ``id<TAB>modality<TAB>default<TAB>backend<TAB>details``
+    (details: modality, dose range and speed, :func:`emdenoise.fiji.model_labels.describe`),
+    for the dialog's model chooser; ``ERROR<TAB>sentence`` when the models cannot be listed.
 ``start JOBDIR``
     Starts a detached worker on the job folder's request and returns at once.
 ``work JOBDIR``
@@ -51,6 +52,7 @@ def list_denoisers(server: str | None, task: str = "denoise") -> list[dict]:
 
 def cmd_models(args) -> int:
     from emdenoise.errors import UserError
+    from emdenoise.fiji.model_labels import describe
 
     try:
         cards = list_denoisers(server_of(args.server), args.task)
@@ -59,7 +61,7 @@ def cmd_models(args) -> int:
         return 2
     for card in cards:
         default = "1" if card.get("default") else "0"
-        print(f"{card['id']}\t{card.get('modality', '')}\t{default}\t{card.get('backend', '')}")
+        print(f"{card['id']}\t{card.get('modality', '')}\t{default}\t{card.get('backend', '')}\t{describe(card)}")
     return 0
 
 

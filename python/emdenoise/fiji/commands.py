@@ -24,6 +24,7 @@ from emdenoise.errors import InvalidInput, UserError
 from emdenoise.fiji import imageplus
 from emdenoise.fiji.clients import EMBEDDED, ClientPool, default_pool, server_of
 from emdenoise.fiji.denoise import Cancelled, convert_to_input_type, denoise_imageplus
+from emdenoise.fiji.model_labels import choice_label, model_id, recorded_options
 from emdenoise.fiji.options import Field, ask, checkbox, choice, number, optional_number, parse_macro_options, string
 
 SERVER_PREF = "emdenoise.server"
@@ -91,10 +92,23 @@ class Context:
             recorder.setCommand(self.command)  # the listener consumed the command before ImageJ could
         return ask(self.command, fields, message)
 
-    def record(self) -> None:
-        """Write the ``run(...)`` line of a dialog-driven command into the Macro Recorder."""
+    def record(self, model: str | None = None) -> None:
+        """Write the ``run(...)`` line of a dialog-driven command into the Macro Recorder.
+
+        ``model``: the id that ran, recorded as ``model=ID`` in place of the dialog's
+        choice (``default`` or a labelled item), so a replayed macro runs the same model.
+        """
         recorder = _j("ij.plugin.frame.Recorder")
         if self.options is None and recorder.record:
+            if model:
+                options = recorder.getCommandOptions()
+                if options is not None:
+                    recorder.resetCommandOptions()
+                    for key, value in recorded_options(str(options), model):
+                        if value is None:
+                            recorder.recordOption(key)
+                        else:
+                            recorder.recordOption(key, value)
             recorder.saveCommand()
 
 
@@ -113,14 +127,16 @@ def denoise_fields(ctx: Context) -> tuple[list[Field], str]:
     server = ctx.prefs(SERVER_PREF, EMBEDDED)
     models = ["default"]
     message = ""
-    if ctx.options is None:  # the dialog's model chooser, from ListModels
+    last = ctx.prefs(MODEL_PREF, "default")
+    if ctx.options is None:  # the dialog's model chooser, from ListModels: "id | MODALITY | dose | speed"
         try:
             cards = ctx.pool.get(server).list_models()
-            models += sorted(c["id"] for c in cards if c.get("task") == "denoise")
+            models += [choice_label(c) for c in sorted(cards, key=lambda c: c["id"]) if c.get("task") == "denoise"]
         except UserError as error:
             message = f"Could not list models: {error}"
+        last = next((label for label in models if model_id(label) == last), "default")
     fields = [
-        choice("Model", models, ctx.prefs(MODEL_PREF, "default")),
+        choice("Model", models, last),
         choice("Modality (for the default model)", MODALITIES, "any"),
         string("Server", server),
         number("Tile size", 0, 0, "px (0 = model's own)"),
@@ -130,7 +146,9 @@ def denoise_fields(ctx: Context) -> tuple[list[Field], str]:
         checkbox("Residual image (raw - denoised)"),
         checkbox("Preview on the selection (current frame only)"),
     ]
-    note = ("Results are 32-bit float unless 'same as input' is chosen.\n'embedded' runs the model in this "
+    note = ("Model: id | modality | dose range the model was trained for | speed;\n'default' picks the file's "
+            "(else the chosen modality's) default model.\n"
+            "Results are 32-bit float unless 'same as input' is chosen.\n'embedded' runs the model in this "
             "Python process; host:port uses a server.\nPress Esc to cancel a running job.")
     return fields, note + ("\n" + message if message else "")
 
@@ -144,7 +162,7 @@ def em_denoise(ctx: Context) -> None:
     values = ctx.values(fields, note)
     if values is None:
         return
-    model = str(values["model"])
+    model = model_id(str(values["model"]))
     ctx.set_pref(MODEL_PREF, model)
     server = str(values["server"]) or EMBEDDED
     source = imp
@@ -159,6 +177,7 @@ def em_denoise(ctx: Context) -> None:
         ij.showProgress(done, count)
         ij.showStatus(f"{ctx.command}: frame {done}/{count} (Esc cancels)")
 
+    warnings: list[str] = []  # a dose outside the card's range: in the Log and on the status line
     result = denoise_imageplus(
         source,
         None if model in ("", "default") else model,
@@ -170,19 +189,19 @@ def em_denoise(ctx: Context) -> None:
         residual=bool(values["residual"]),
         on_frame=progress,
         should_cancel=ij.escapePressed,
-        warn=lambda message: ctx.log(f"{ctx.command}: warning: {message}"),
+        warn=lambda message: (ctx.log(f"{ctx.command}: warning: {message}"), warnings.append(message)),
     )
     ij.showProgress(1.0)
     if values["preview"]:
         result.image.setTitle(f"{base}_preview-{result.model}.tif")
-    notes = list(result.notes)
+    notes = list(result.notes) + warnings
     bits = int(imp.getBitDepth())
     if values["output"] == "same as input" and bits in (8, 16):
         convert_to_input_type(result.image, bits)
     if result.residual is not None:
         show(result.residual)
     show(result.image)  # shown last: the result is the current image afterwards
-    ctx.record()
+    ctx.record(model=result.model)
     where = f"server {server}" if server_of(server) else "embedded engine"
     line = (f"{ctx.command}: {imp.getTitle()} -> {result.image.getTitle()} ({total} frames, "
             f"{result.seconds:.2f} s, {where} on {result.info.get('device', '?')})")

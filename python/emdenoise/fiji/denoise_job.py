@@ -55,6 +55,7 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
         offset = _optional_float(request.get("offset"))
     except ValueError:
         raise UserError("gain and offset must be numbers (0 = estimate from the image).") from None
+    warnings: list[str] = []  # a dose outside the card's range: the macro's status line and Log
     client = connect(server) if server else connect(None)
     with client:
         if model in ("", "default"):  # the file's own modality (EM Open's Info line, DM/EMD tags) first
@@ -71,10 +72,13 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
             overwrite=True,
             on_frame=_Progress(job),
             tile_size=tile or None,
+            warn=warnings.append,
         )
     if request.get("residual"):
         write_residual(source, target, Path(request["residual"]), model=model)
-    return {"output": target, "model": model, "note": ""}
+    lines = [" ".join(w.split()) for w in warnings]
+    numbered = {f"warning{i}": line for i, line in enumerate(lines, start=1)}
+    return {"output": target, "model": model, "note": "; ".join(lines), "warnings": len(lines), **numbered}
 
 
 def write_residual(source: Path, denoised: Path, target: Path, *, model: str) -> Path:

@@ -73,12 +73,12 @@ def test_vst_unet_starts_as_the_identity_on_counts():
     assert torch.allclose(VstUNet(width=4)(x), x, atol=1e-4)
 
 
-def _train(out, hours=0.0015, **changes):
+def _train(out, steps=5, **changes):
     from emdenoise.train.sim_denoiser import SimTrainConfig, train
 
     config = SimTrainConfig(width=4, crop=32, batch=2, validate_every=3, validation_images=2, validation_size=32,
                             **changes)
-    return train(out, config, hours=hours, log=lambda line: None)
+    return train(out, config, hours=1.0, max_steps=steps, log=lambda line: None)
 
 
 def test_training_resumes_and_continues_from_a_committed_carry(tmp_path):
@@ -101,7 +101,7 @@ def test_training_resumes_and_continues_from_a_committed_carry(tmp_path):
 def _train_from_carry(out, carry):
     from emdenoise.train.sim_denoiser import SimTrainConfig, train
 
-    return train(out, SimTrainConfig(), hours=0.001, init=carry, log=lambda line: None)
+    return train(out, SimTrainConfig(), hours=1.0, max_steps=2, init=carry, log=lambda line: None)
 
 
 def test_export_serves_what_pytorch_computes_and_refuses_an_existing_id(tmp_path):

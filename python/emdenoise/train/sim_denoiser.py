@@ -178,8 +178,8 @@ def read_carry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     return meta, weights
 
 
-def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | Path | None = None,
-          imager_options: dict | None = None, log=print) -> dict[str, Any]:
+def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: int | None = None,
+          init: str | Path | None = None, imager_options: dict | None = None, log=print) -> dict[str, Any]:
     """Train (or continue) a run in ``out`` for ``hours`` of wall time.
 
     Parameters
@@ -190,7 +190,9 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
         Used for a new run; a continued run keeps its saved configuration except ``lr``
         and ``threads``, which may change between sessions.
     hours : float
-        Wall time of this call.
+        Wall time of this call's training steps (set-up not counted).
+    max_steps : int, optional
+        Stop after this many steps of this call, whichever comes first.
     init : path, optional
         A ``carry.npz`` to start from when ``out`` has no ``state.pt`` (a fresh machine).
 
@@ -237,8 +239,13 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
     log(json.dumps({"event": "start", "steps": counters["steps"], "config": asdict(config), "gaussian": reference}))
     history = out / "history.jsonl"
     deadline = time.monotonic() + hours * 3600.0
+    last_step = None if max_steps is None else counters["steps"] + int(max_steps)
     cpu_mark = time.process_time()
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
+        return time.monotonic() >= deadline or (last_step is not None and counters["steps"] >= last_step)
+
+    while not finished():
         noisy, clean, dose = make_batch(imager, config, counters["steps"])
         model.train()
         restored = model(torch.from_numpy(noisy))
@@ -253,7 +260,7 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, init: str | 
             for average, current in zip(ema_model.parameters(), model.parameters()):
                 average.mul_(decay).add_(current, alpha=1.0 - decay)
         counters["steps"] += 1
-        if counters["steps"] % config.validate_every == 0 or time.monotonic() >= deadline:
+        if counters["steps"] % config.validate_every == 0 or finished():
             if hasattr(imager, "refresh"):  # a bank still being filled: use the waves added since
                 imager.refresh()
             now = time.process_time()
@@ -283,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", choices=("stem", "hrtem"))
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, help="stop after this many steps of this run (default: by --hours only)")
     parser.add_argument("--init", type=Path, help="carry.npz to continue from on a fresh machine")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         if key not in fields:
             parser.error(f"unknown setting {key!r}; known: {', '.join(fields)}")
         changes[key] = fields[key](value)
-    counters = train(args.out, SimTrainConfig(**changes), hours=args.hours, init=args.init)
+    counters = train(args.out, SimTrainConfig(**changes), hours=args.hours, max_steps=args.steps, init=args.init)
     print(json.dumps({"event": "done", **{k: v for k, v in counters.items() if k != "gaussian"}}))
     return 0
 

@@ -185,3 +185,15 @@ def test_killing_a_worker_mid_run_is_finished_by_a_rerun(cluster, tmp_path, engi
             assert written.asarray().shape == (3, 256, 256)
     np.testing.assert_allclose(tifffile.imread(out / f"movie5_denoised-{UNET}.tif"),
                                engine.denoise(tifffile.imread(inputs[5]), UNET, gain=1.0, offset=0.0), atol=1e-3)
+
+
+def test_server_chunks_equal_the_embedded_engine(cluster, server, stack, engine):
+    result = emd.denoise(da.from_array(stack, chunks=(2, 256, 256)), KERNEL, server=server.address)
+    np.testing.assert_allclose(cluster.compute(result).result(), engine.denoise(stack, KERNEL), rtol=1e-5, atol=1e-3)
+
+
+def test_import_dask_inside_emdenoise_is_the_real_dask():
+    import emdenoise.cluster.lazy as lazy
+
+    assert lazy.da.map_overlap is da.map_overlap
+    assert Path(lazy.dask.__file__).parent.name == "dask" and "emdenoise" not in lazy.dask.__file__

@@ -28,7 +28,7 @@ __all__ = ["ChunkingWarning", "denoise", "denoise_signal"]
 
 
 def denoise(array, model: str | None = None, *, gain: float | None = None, offset: float | None = None,
-            server: str | None = None, device: str = "cpu", models_dirs=None, threads: int | None = None,
+            server: str | None = None, device: str = "auto", models_dirs=None, threads: int | None = None,
             tile_size: int | None = None, batch_size: int = DEFAULT_BATCH, modality: str = "any"):
     """Denoise a Dask (or NumPy) array of frames lazily, chunk by chunk.
 
@@ -46,9 +46,10 @@ def denoise(array, model: str | None = None, *, gain: float | None = None, offse
         ``host:port`` of an ``emdenoise serve``: each task sends its frames there through
         the client instead of running the model (chunks are rechunked to whole frames,
         which the server normalises and tiles itself).
-    device : {"cpu", "cuda", "auto"}
-        Where each worker runs the graphs; a GPU worker (one per GPU, pinned with
-        ``CUDA_VISIBLE_DEVICES``) uses ``cuda`` or ``auto``.
+    device : {"auto", "cpu", "cuda"}
+        Where each worker runs the graphs: ``auto`` uses a worker's GPU when ONNX Runtime
+        can really run on it (one worker per GPU, pinned with ``CUDA_VISIBLE_DEVICES``),
+        else its CPU.
     models_dirs : list of path-like, optional
         Model folders (default: bundled and user models). Workers read the same paths.
     threads : int, optional

@@ -1,7 +1,7 @@
 """``emdenoise bench dask``: megapixels/s and peak worker memory of ``emdenoise.dask`` on a LocalCluster.
 
 A uint16 stack of ``--gb`` gigabytes is generated lazily on the workers (random counts,
-one chunk per frame, never whole in memory anywhere), denoised with ``--model``
+``--chunk``-pixel chunks one frame deep, never whole in memory anywhere), denoised with ``--model``
 (``ede-kernel-stem-5``) through :func:`emdenoise.dask.denoise` and streamed into a Zarr
 array, once per cluster shape in ``--workers`` (N worker processes of one thread each,
 ``--memory-limit`` each). The time counts everything: the per-frame statistics pass of the
@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="ede-kernel-stem-5", help="model id (default: ede-kernel-stem-5)")
     p.add_argument("--gb", type=float, default=2.0, help="size of the uint16 input stack in GB (default: 2)")
     p.add_argument("--frame", type=int, default=2048, help="frame side in pixels (default: 2048)")
+    p.add_argument("--chunk", type=int, default=1024, help="chunk side in pixels, one frame deep (default: 1024)")
     p.add_argument("--workers", default="1,2", help="worker counts to compare, one thread each (default: 1,2)")
     p.add_argument("--memory-limit", default="512MB", help="memory limit per worker (default: 512MB)")
     p.add_argument("--out", type=Path, default=Path("bench-dask"), help="folder for the Zarr output and JSON")
@@ -49,7 +50,8 @@ def _limit_bytes(text: str) -> int:
     return int(parse_bytes(text))
 
 
-def measure(workers: int, *, model: str, frames: int, side: int, memory_limit: str, target: Path, seed: int) -> dict:
+def measure(workers: int, *, model: str, frames: int, side: int, chunk: int, memory_limit: str, target: Path,
+            seed: int) -> dict:
     """One row: a fresh LocalCluster of ``workers`` x 1 thread denoising the generated stack into ``target``."""
     import dask.array as da
     import numpy as np
@@ -61,8 +63,9 @@ def measure(workers: int, *, model: str, frames: int, side: int, memory_limit: s
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(lambda: __import__("emdenoise.dask"))  # imports are not part of the time
+        baseline = max(client.run(_peak_rss).values())
         rng = da.random.default_rng(seed)
-        stack = rng.integers(0, 4096, size=(frames, side, side), dtype=np.uint16, chunks=(1, side, side))
+        stack = rng.integers(0, 4096, size=(frames, side, side), dtype=np.uint16, chunks=(1, chunk, chunk))
         started = time.perf_counter()
         result = denoise(stack, model)  # computes the per-frame statistics on the cluster
         statistics = time.perf_counter() - started
@@ -72,7 +75,7 @@ def measure(workers: int, *, model: str, frames: int, side: int, memory_limit: s
     megapixels = frames * side * side / 1e6
     return {"workers": workers, "threads_per_worker": 1, "seconds": seconds, "statistics_seconds": statistics,
             "megapixels": megapixels, "mp_per_s": megapixels / seconds, "peak_worker_rss_bytes": peaks,
-            "memory_limit_bytes": _limit_bytes(memory_limit), "workers_alive_at_end": len(peaks)}
+            "memory_limit_bytes": _limit_bytes(memory_limit), "worker_rss_after_imports_bytes": baseline}
 
 
 def run(args) -> int:
@@ -84,14 +87,16 @@ def run(args) -> int:
     frame_bytes = args.frame * args.frame * 2
     frames = max(int(args.gb * 1e9 // frame_bytes), 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"{args.model}: {frames} x {args.frame} x {args.frame} uint16 ({frames * frame_bytes / 1e9:.2f} GB), "
+    print(f"{args.model}: {frames} x {args.frame} x {args.frame} uint16 ({frames * frame_bytes / 1e9:.2f} GB) in "
+          f"1 x {args.chunk} x {args.chunk} chunks, "
           f"{args.memory_limit} per worker, {os.cpu_count()} CPUs on this machine, load average "
           f"{os.getloadavg()[0]:.1f}")
     rows = []
     for count in counts:
         target = args.out / f"denoised-{count}w.zarr"
         shutil.rmtree(target, ignore_errors=True)
-        row = measure(count, model=args.model, frames=frames, side=args.frame, memory_limit=args.memory_limit,
+        row = measure(count, model=args.model, frames=frames, side=args.frame, chunk=args.chunk,
+                      memory_limit=args.memory_limit,
                       target=target, seed=args.seed)
         rows.append(row)
         if not args.keep:
@@ -99,11 +104,12 @@ def run(args) -> int:
         peak = max(row["peak_worker_rss_bytes"])
         print(f"  {count} worker(s) x 1 thread: {row['seconds']:7.1f} s ({row['statistics_seconds']:.1f} s statistics "
               f"pass), {row['mp_per_s']:7.1f} MP/s, peak worker RSS {peak / 2**20:6.0f} MiB "
+              f"({row['worker_rss_after_imports_bytes'] / 2**20:.0f} after imports) "
               f"(limit {row['memory_limit_bytes'] / 2**20:.0f} MiB{', EXCEEDED' if peak > row['memory_limit_bytes'] else ''})")
     if len(rows) > 1:
         print(f"  speed-up {rows[-1]['workers']} vs {rows[0]['workers']} worker(s): "
               f"{rows[-1]['mp_per_s'] / rows[0]['mp_per_s']:.2f}x (load average now {os.getloadavg()[0]:.1f})")
-    report = {"model": args.model, "frames": frames, "frame": args.frame, "gb": frames * frame_bytes / 1e9,
+    report = {"model": args.model, "frames": frames, "frame": args.frame, "chunk": args.chunk, "gb": frames * frame_bytes / 1e9,
               "memory_limit": args.memory_limit, "cpus": os.cpu_count(), "rows": rows}
     (args.out / "bench_dask.json").write_text(json.dumps(report, indent=2))
     return 0

@@ -94,8 +94,7 @@ def denoise_chunk(block: np.ndarray, shift: np.ndarray, scale: np.ndarray, *, mo
         where = _frame_name(first, lead, index)
         mapping = AffineMap(float(shifts[index]), float(scales[index]))
         extended = _finite(frame, where)[np.ix_(plans[0].source, plans[1].source)]
-        result = _run_tiles(mapping.forward(extended, where=where), plans, backend, model.batch_size)
-        out[index] = mapping.inverse(result, where=where)
+        _run_tiles(extended, mapping, where, plans, backend, model.batch_size, out[index])
     return out.reshape(lead + out.shape[1:])
 
 
@@ -115,23 +114,26 @@ def _finite(frame: np.ndarray, where: str) -> np.ndarray:
     return frame
 
 
-def _run_tiles(extended: np.ndarray, plans: list[AxisPlan], backend, batch_size: int) -> np.ndarray:
-    """Run every tile window of the extended input; keep each tile's core inside the chunk."""
+def _run_tiles(extended: np.ndarray, mapping: AffineMap, where: str, plans: list[AxisPlan], backend,
+               batch_size: int, out: np.ndarray) -> None:
+    """Run every tile window of the extended input into ``out``, keeping each tile's core inside the chunk.
+
+    Windows are normalised, and kept cores mapped back, one tile at a time (the same
+    float64 arithmetic the engine applies to the whole frame, element by element), so a
+    task holds float64 copies of one window rather than of the whole chunk.
+    """
     rows, cols = plans
-    out = np.empty((rows.stop - rows.start, cols.stop - cols.start), np.float32)
     tiles = [(ty, tx) for ty in rows.tile_starts for tx in cols.tile_starts]
     for begin in range(0, len(tiles), max(batch_size, 1)):
         chunk = tiles[begin : begin + batch_size]
-        windows = []
-        for ty, tx in chunk:
+        batch = np.empty((len(chunk), 1, rows.window, cols.window), np.float32)
+        for slot, (ty, tx) in enumerate(chunk):
             r0, c0 = ty - rows.halo - rows.origin, tx - cols.halo - cols.origin
-            windows.append(extended[r0 : r0 + rows.window, c0 : c0 + cols.window])
-        batch = np.ascontiguousarray(np.stack(windows)[:, None], dtype=np.float32)
+            batch[slot, 0] = mapping.forward(extended[r0 : r0 + rows.window, c0 : c0 + cols.window], where=where)
         for (ty, tx), result in zip(chunk, backend.run(batch)):
             (a, b), (c, d) = _kept(ty, rows), _kept(tx, cols)
-            out[a - rows.start : b - rows.start, c - cols.start : d - cols.start] = \
-                result[0, rows.halo + a - ty : rows.halo + b - ty, cols.halo + c - tx : cols.halo + d - tx]
-    return out
+            core = result[0, rows.halo + a - ty : rows.halo + b - ty, cols.halo + c - tx : cols.halo + d - tx]
+            out[a - rows.start : b - rows.start, c - cols.start : d - cols.start] = mapping.inverse(core, where=where)
 
 
 def _kept(tile_start: int, plan: AxisPlan) -> tuple[int, int]:

@@ -44,7 +44,7 @@ class LazyResult:
 
 
 def plan(array, model: str | None = None, *, gain: float | None = None, offset: float | None = None,
-         server: str | None = None, device: str = "cpu", models_dirs=None, threads: int | None = None,
+         server: str | None = None, device: str = "auto", models_dirs=None, threads: int | None = None,
          tile_size: int | None = None, batch_size: int = DEFAULT_BATCH, modality: str = "any",
          metadata: ImageMetadata | None = None, max_frame_bytes: int = MAX_FRAME_BYTES) -> LazyResult:
     """Plan :func:`emdenoise.dask.denoise` (see there); also return the card and provenance."""

@@ -29,6 +29,6 @@ def denoise_with_dask(driver, args, inputs: list[Path]) -> list[Outcome]:
                                     server=args.server, **options)]
         from emdenoise.cluster.folder import denoise_on_dask
 
-        connection = (args.server, models, args.device)
+        connection = (args.server, models, args.device, args.tls_ca, args.token_file)
         return denoise_on_dask(client, driver, inputs, args.output, model_id=args.model, overwrite=args.overwrite,
                                connection=connection, **options)

@@ -27,11 +27,11 @@ def _worker_client(connection: tuple):
     with _LOCK:
         client = _CLIENTS.get(connection)
         if client is None:
-            server, models, device = connection
+            server, models, device, tls_ca, token_file = connection
             if server:
                 from emdenoise.client import connect
 
-                client = connect(server)
+                client = connect(server, tls_ca=tls_ca, token_file=token_file)
             else:
                 from emdenoise.client.embedded import EmbeddedClient
                 from emdenoise.cluster.sessions import WorkerEngine
@@ -59,7 +59,8 @@ def denoise_on_dask(client, driver, inputs: list[Path], output: Path, *, model_i
     inputs, output, model_id, overwrite, **options
         As :func:`emdenoise.workflow.denoise_many`.
     connection : tuple
-        ``(server or None, model folders or None, device)``: how workers run the models.
+        ``(server or None, model folders or None, device, TLS CA file or None, token file or
+        None)``: how workers run the models (the files must be readable on the workers).
     progress : bool
         One progress line on stderr.
 

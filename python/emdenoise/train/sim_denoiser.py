@@ -62,6 +62,11 @@ class SimTrainConfig:
         Steps between validations (and full checkpoints).
     threads : int
         Torch intra-op threads (1: the machine is shared).
+    device : str
+        ``cpu`` or ``cuda`` (the GPU recipe, :mod:`emdenoise.train.gpu_recipe`).
+    workers : int
+        Processes that simulate batches ahead of the training step (0: in the training
+        process). Step ``k``'s batch is the same whichever process makes it.
     """
 
     source: str = "stem"
@@ -77,6 +82,8 @@ class SimTrainConfig:
     validation_size: int = 192
     validate_every: int = 400
     threads: int = 1
+    device: str = "cpu"
+    workers: int = 0
 
 
 #: Seed of the fixed validation images; training batches never use it.
@@ -142,11 +149,13 @@ def evaluate(model, images) -> float:
 
     errors = []
     multiple = int(getattr(model, "multiple_of", 1))
+    device = next(model.parameters()).device
     with torch.no_grad():
         for clean, noisy, _ in images:
             h, w = noisy.shape
-            padded = np.pad(noisy, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect")
-            out = model(torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None])[0, 0, :h, :w].numpy()
+            padded = torch.from_numpy(np.ascontiguousarray(
+                np.pad(noisy, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect"), np.float32))
+            out = model(padded[None, None].to(device))[0, 0, :h, :w].cpu().numpy()
             errors.append(normalised_error(out, clean))
     return float(np.mean(errors))
 
@@ -165,7 +174,7 @@ def make_batch(imager, config: SimTrainConfig, step: int) -> tuple[np.ndarray, n
 
 
 def _carry(model, ema_model, config: SimTrainConfig, counters: dict[str, Any]) -> dict[str, np.ndarray]:
-    arrays = {f"ema/{k}": v.detach().numpy().astype(np.float16) for k, v in ema_model.state_dict().items()}
+    arrays = {f"ema/{k}": v.detach().cpu().numpy().astype(np.float16) for k, v in ema_model.state_dict().items()}
     arrays["meta"] = np.frombuffer(json.dumps({"config": asdict(config), **counters}).encode(), dtype=np.uint8)
     return arrays
 
@@ -176,6 +185,47 @@ def read_carry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         meta = json.loads(bytes(data["meta"]).decode())
         weights = {k[4:]: data[k].astype(np.float32) for k in data.files if k.startswith("ema/")}
     return meta, weights
+
+
+#: Settings a continued run takes from the new call; the rest come from the saved run.
+SESSION_SETTINGS = ("lr", "threads", "device", "workers", "batch", "validate_every")
+
+
+def _continued(saved: dict[str, Any], given: SimTrainConfig) -> SimTrainConfig:
+    base = SimTrainConfig(**{k: v for k, v in saved.items() if k in SimTrainConfig.__dataclass_fields__})
+    return replace(base, **{k: getattr(given, k) for k in SESSION_SETTINGS})
+
+
+class _Batches:
+    """Endless batches from step ``start`` on, split over DataLoader worker processes in step order."""
+
+    def __init__(self, imager, config: SimTrainConfig, start: int):
+        self.imager, self.config, self.start = imager, config, start
+
+    def __iter__(self):
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        worker, count = (info.id, info.num_workers) if info else (0, 1)
+        step = self.start + worker
+        while True:
+            yield make_batch(self.imager, self.config, step)
+            step += count
+
+
+def _batch_source(imager, config: SimTrainConfig, start: int):
+    """An iterator of ``(noisy, clean, dose)`` for steps ``start, start + 1, ...``."""
+    if config.workers <= 0:
+        return iter(_Batches(imager, config, start))
+    import torch.utils.data
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(_Batches(imager, config, start))
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None, num_workers=config.workers,
+                                         prefetch_factor=4, persistent_workers=True)
+    return (tuple(t.numpy() for t in batch) for batch in loader)
 
 
 def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: int | None = None,
@@ -213,12 +263,13 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
     saved = None
     if state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        config = replace(SimTrainConfig(**{"depth": 3, **saved["config"]}), lr=config.lr, threads=config.threads)
+        config = _continued(saved["config"], config)
         counters.update(saved["counters"])
     elif init is not None:
         meta, weights = read_carry(init)
-        config = replace(SimTrainConfig(**{"depth": 3, **meta["config"]}), lr=config.lr, threads=config.threads)
+        config = _continued(meta["config"], config)
         counters.update({k: meta[k] for k in counters if k in meta})
+    device = torch.device(config.device)
     model = VstUNet(config.width, config.depth)
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -227,6 +278,8 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
     ema_model = copy.deepcopy(model)
     if saved is not None:
         ema_model.load_state_dict(saved["ema"])
+    model.to(device)
+    ema_model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if saved is not None and "optimizer" in saved:
         optimizer.load_state_dict(saved["optimizer"])
@@ -245,11 +298,12 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
     def finished() -> bool:
         return time.monotonic() >= deadline or (last_step is not None and counters["steps"] >= last_step)
 
+    batches = _batch_source(imager, config, counters["steps"])
     while not finished():
-        noisy, clean, dose = make_batch(imager, config, counters["steps"])
+        noisy, clean, dose = (torch.from_numpy(a).to(device) for a in next(batches))
         model.train()
-        restored = model(torch.from_numpy(noisy))
-        per_image = ((restored - torch.from_numpy(clean)) ** 2).mean(dim=(1, 2, 3)) / torch.from_numpy(dose)
+        restored = model(noisy)
+        per_image = ((restored - clean) ** 2).mean(dim=(1, 2, 3)) / dose
         loss = per_image.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

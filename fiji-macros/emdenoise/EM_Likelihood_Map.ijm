@@ -1,9 +1,10 @@
 // EM Likelihood Map (Plugins > emdenoise > EM Likelihood Map)
 //
 // Is each restored atom column supported by the raw counts? (SBD, Mohan et al., sec. 3.)
-// Columns are detected in the denoised estimate - an open image, or the result of a model
-// run on the current frame - and each is tested against the vacuum with the Poisson
-// log-likelihood ratio of the raw counts. The result: the map as a 32-bit window
+// Columns are detected in the denoised estimate - this image's denoised result, or a model
+// run now - and each is tested against the vacuum with the Poisson log-likelihood ratio of
+// raw counts the estimate never saw (a model run now denoises a binomial half of the counts
+// and the other half is tested). The result: the map as a 32-bit window
 // (<name>_llr, NaN outside the columns), the overlay on the raw image (red: supported,
 // blue: contradicted), the columns in the ROI Manager and in the image's overlay, coloured
 // the same way (ROI properties hold llr, intensity, pixels), and the region table.
@@ -39,16 +40,22 @@ inputID = getImageID();
 inputTitle = getTitle();
 inputWidth = getWidth();
 inputHeight = getHeight();
+// The estimate defaults to this image's own denoised result (EM Denoise names it
+// <name>_denoised-<model>.tif), else to "run model": never to an unrelated open image.
 estimates = newArray("run model");
+defaultEstimate = "run model";
 for (i = 1; i <= nImages; i++) {
 	selectImage(i);
-	if (getImageID() != inputID && bitDepth() != 24)
+	if (getImageID() != inputID && bitDepth() != 24) {
 		estimates = Array.concat(estimates, getTitle());
+		if (defaultEstimate == "run model" && startsWith(getTitle(), baseName(inputTitle) + "_denoised-"))
+			defaultEstimate = getTitle();
+	}
 }
 selectImage(inputID);
 
 Dialog.create(TITLE);
-Dialog.addChoice("Estimate (denoised image)", estimates, estimates[estimates.length - 1]);
+Dialog.addChoice("Estimate (denoised image)", estimates, defaultEstimate);
 Dialog.addChoice("Model (for 'run model')", models, "default");
 Dialog.addChoice("Modality (for the default model)", newArray("any", "tem", "stem", "tem+stem", "hrtem"), "any");
 Dialog.addString("Server", server, 22);
@@ -108,6 +115,14 @@ if (state == "")
 if (state != "done")
 	fail(message);
 
+if (keyValue(status, "regions") == "0") {  // no columns: a sentence, no empty map window
+	exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	selectImage(inputID);
+	done = TITLE + ": " + inputTitle + ": " + message;
+	showStatus(done);
+	print(done);
+	exit;
+}
 base = baseName(inputTitle);
 open(keyValue(status, "map"));
 rename(base + "_llr");

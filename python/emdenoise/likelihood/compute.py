@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.counts import counts_calibration, to_counts
+from emdenoise.likelihood.holdout import HOLDOUTS
 from emdenoise.likelihood.poisson import region_llrs, support_probability
 from emdenoise.likelihood.regions import (
     MIN_VACUUM_PIXELS,
@@ -60,6 +61,14 @@ class LikelihoodSettings:
         ``per-pixel``: the region's log-likelihood ratio divided by its pixel count (the
         scale of seed 003 Fig. 1e, about +-0.03 at 0.45 counts/px); ``total``: the ratio
         itself, which grows with region size and dose.
+    holdout : {"thin", "none"}
+        When a model makes the estimate of a frame of whole counts: ``thin`` makes it from
+        a binomial half of the counts and tests the other half
+        (:mod:`emdenoise.likelihood.holdout`); ``none`` tests the counts the estimate was
+        made from (biased towards "supported"). A given estimate is never thinned.
+    split : float
+        Share of the counts the thinned estimate is made from (``p``; the test half has
+        dose ``(1 - p) x``).
     """
 
     polarity: str = "auto"
@@ -69,9 +78,11 @@ class LikelihoodSettings:
     max_sigma: float = 8.0
     threshold: float = 0.05
     map_units: str = "per-pixel"
+    holdout: str = "thin"
+    split: float = 0.5
 
     def __post_init__(self):
-        choices = {"polarity": POLARITIES, "vacuum": VACUUM_METHODS, "map_units": MAP_UNITS}
+        choices = {"polarity": POLARITIES, "vacuum": VACUUM_METHODS, "map_units": MAP_UNITS, "holdout": HOLDOUTS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InvalidInput(f"{name} {getattr(self, name)!r} is not known; choose one of {', '.join(allowed)}.")
@@ -82,6 +93,8 @@ class LikelihoodSettings:
             )
         if not self.threshold > 0:
             raise InvalidInput(f"the detection threshold must be positive, not {self.threshold:g}; correct --threshold.")
+        if not 0 < self.split < 1:
+            raise InvalidInput(f"the split must lie between 0 and 1, not {self.split:g}; 0.5 halves the counts.")
         if self.vacuum_level is not None and not self.vacuum_level > 0:
             raise InvalidInput(f"the vacuum level must be a positive count rate, not {self.vacuum_level:g}; correct --vacuum-level.")
 

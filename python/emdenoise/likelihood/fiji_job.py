@@ -30,6 +30,28 @@ def _number(request: dict[str, str], key: str, *, zero_is_none: bool = True) -> 
     return None if zero_is_none and value == 0 else value
 
 
+#: The command line's flags in a refusal, and the dialog field that does the same.
+DIALOG_FIELDS = {
+    "--vacuum-level": "the dialog's Vacuum_level (counts/px)",
+    "--gain": "the dialog's Gain",
+    "--offset": "the dialog's Offset",
+    "--threshold": "the dialog's Threshold",
+}
+
+
+def dialog_wording(message: str) -> str:
+    """A refusal worded for EM Likelihood Map: dialog fields where it names CLI flags.
+
+    Examples
+    --------
+    >>> dialog_wording("include some vacuum or give --vacuum-level in counts/px.")
+    "include some vacuum or give the dialog's Vacuum_level (counts/px)."
+    """
+    for flag, field in DIALOG_FIELDS.items():
+        message = message.replace(flag, field)
+    return message.replace("(counts/px) in counts/px", "(counts/px)")
+
+
 def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
     """Run one EM Likelihood Map request; returns the status keys the macro reads.
 
@@ -63,10 +85,13 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
     }
     gain, offset = _number(request, "gain"), _number(request, "offset")
     job.write_status("running", done=0, total=1)
-    with connect(server_of(request.get("server"))) as client:
-        result = client.likelihood(
-            noisy, denoised, model, modality=request.get("modality") or "any", gain=gain, offset=offset, **settings
-        )
+    try:
+        with connect(server_of(request.get("server"))) as client:
+            result = client.likelihood(
+                noisy, denoised, model, modality=request.get("modality") or "any", gain=gain, offset=offset, **settings
+            )
+    except UserError as error:
+        raise UserError(dialog_wording(str(error))) from None
     provenance = {
         "likelihood": "seed 003 sec. 3: Poisson log-likelihood ratio, column vs vacuum, per region",
         "estimate": result.info.get("model_id") or "given image",

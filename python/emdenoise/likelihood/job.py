@@ -6,12 +6,15 @@ same map for the same inputs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from emdenoise._version import __version__
 from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.compute import LikelihoodResult, LikelihoodSettings, likelihood_map
 from emdenoise.likelihood.counts import counts_calibration
+from emdenoise.likelihood.holdout import thinned_estimate
 
 
 def estimate_info(card=None, device: str = "") -> dict:
@@ -72,13 +75,35 @@ def run_likelihood(
     Notes
     -----
     Seed 003, sec. 3 (Fig. 2, bottom): denoise, extract structure, then quantify the
-    agreement of the structure with the noisy data.
+    agreement of the structure with the noisy data. When the model makes the estimate of
+    a frame of whole counts and ``settings.holdout`` is ``thin`` (the default), the frame
+    is split by binomial thinning (:func:`~emdenoise.likelihood.holdout.thinned_estimate`):
+    the model denoises ``y1 ~ Binomial(y, p)`` (seen as ``y1 / p`` electrons) and the
+    map tests ``y2 = y - y1`` at dose ``(1 - p) x``, with hypothesis 1 the region's mean
+    of ``(1 - p) / p`` times the estimate and hypothesis 2 the mean of ``y2`` over the
+    vacuum (or ``(1 - p)`` times a given ``vacuum_level``, which is stated for the whole
+    frame). The result's ``estimate`` is then at the test half's dose and its
+    ``message`` says which counts were tested.
     """
-    gain, offset, _ = counts_calibration(noisy, gain=gain, offset=offset)  # refuse non-counts before any work
+    settings = settings or LikelihoodSettings()
+    gain, offset, source = counts_calibration(noisy, gain=gain, offset=offset)  # refuse non-counts before any work
+    holdout = ""
     if denoised is None:
         if card is None:
             raise ValueError("run_likelihood needs a model card when no denoised frame is given")
-        denoised = engine.denoise_frame(noisy, card, gain=gain, offset=offset)
+        if settings.holdout == "thin" and source == "counts":
+            if settings.vacuum_level is not None:  # given for the whole frame; the test half has (1 - p) of it
+                settings = replace(settings, vacuum_level=settings.vacuum_level * (1.0 - settings.split))
+            noisy, denoised = thinned_estimate(
+                lambda half, p: engine.denoise_frame(half, card, gain=p, offset=0.0), noisy, settings.split
+            )
+            holdout = (f"tested on a binomial {1 - settings.split:.0%} of the counts that the estimate "
+                       f"(made from the other {settings.split:.0%}) never saw")
+        else:
+            denoised = engine.denoise_frame(noisy, card, gain=gain, offset=offset)
+            holdout = "tested on the counts the estimate was made from (biased towards supported)"
     result = likelihood_map(noisy, denoised, gain=gain, offset=offset, settings=settings)
     result.info = estimate_info(card, engine.device)
+    if holdout:
+        result.message = result.message.rstrip(".") + f"; {holdout}."
     return result

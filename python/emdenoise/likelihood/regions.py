@@ -53,7 +53,11 @@ def find_vacuum(denoised: np.ndarray, *, method: str = "flat", scale: float = 8.
         than it (seed 003, Fig. 1, 4). ``dark``: the low-intensity part, for annular dark
         field STEM where the vacuum is the darkest region. Both thresholds are Otsu's;
         the low class counts as vacuum only when it is at least :data:`FLATNESS_RATIO`
-        times flatter (or :data:`DARKNESS_RATIO` times darker) than the rest.
+        times flatter (or :data:`DARKNESS_RATIO` times darker) than the rest, or, for
+        ``flat``, when the two classes are separate modes (:func:`_separation` at least
+        :data:`MIN_SEPARATION`) and the rest is at least :data:`MIN_FLATNESS_RATIO` times
+        rougher: a plain vacuum strip next to a lattice at a few counts per pixel, where
+        the estimate's residual noise keeps the ratio of local deviations below 3.
     scale : float
         Largest column scale (blob sigma) in pixels; the window is ``4 scale + 1`` wide so
         that a lattice reads as structure between its columns too.
@@ -87,6 +91,18 @@ def find_vacuum(denoised: np.ndarray, *, method: str = "flat", scale: float = 8.
 # standard deviation, or half the mean intensity.
 FLATNESS_RATIO = 3.0
 DARKNESS_RATIO = 0.5
+# ... or a separate mode of log(local std): Otsu's split of one noise mode (a frame that is
+# all vacuum or all crystal) leaves the class medians about 2 within-class deviations
+# apart; a vacuum strip beside a lattice at 1.8 counts/px leaves them more than 5 apart.
+MIN_SEPARATION = 4.0
+MIN_FLATNESS_RATIO = 1.25
+
+
+def _separation(low: np.ndarray, high: np.ndarray) -> float:
+    """Distance of the class medians in units of the classes' pooled robust deviation (IQR / 1.349)."""
+    spread = [(np.percentile(a, 75) - np.percentile(a, 25)) / 1.349 for a in (low, high)]
+    pooled = math.sqrt((spread[0] ** 2 + spread[1] ** 2) / 2)
+    return float(np.median(high) - np.median(low)) / max(pooled, 1e-12)
 
 
 def _distinct(feature: np.ndarray, mask: np.ndarray, method: str) -> bool:
@@ -94,7 +110,10 @@ def _distinct(feature: np.ndarray, mask: np.ndarray, method: str) -> bool:
     if mask.all() or not mask.any():
         return False
     if method == "flat":  # feature is log(local std)
-        return float(np.median(feature[~mask]) - np.median(feature[mask])) >= np.log(FLATNESS_RATIO)
+        gap = float(np.median(feature[~mask]) - np.median(feature[mask]))
+        if gap >= np.log(FLATNESS_RATIO):
+            return True
+        return gap >= np.log(MIN_FLATNESS_RATIO) and _separation(feature[mask], feature[~mask]) >= MIN_SEPARATION
     low, high = float(np.mean(feature[mask])), float(np.mean(feature[~mask]))
     return high > 0 and low <= DARKNESS_RATIO * high
 

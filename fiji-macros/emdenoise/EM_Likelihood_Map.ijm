@@ -115,7 +115,8 @@ if (state == "")
 if (state != "done")
 	fail(message);
 
-if (keyValue(status, "regions") == "0") {  // no columns: a sentence, no empty map window
+regionCount = keyValue(status, "regions");
+if (regionCount == "0") {  // no columns: a sentence, no empty map window
 	exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
 	selectImage(inputID);
 	done = TITLE + ": " + inputTitle + ": " + message;

@@ -5,7 +5,8 @@ it has a standard deviation close to 1 at any dose (Anscombe 1948; the VST of se
 VST+NLM/BM3D baselines, sec. 5). A network that denoises in that domain sees the same
 noise level at 0.3 and at 60 counts per pixel, so one model covers the whole dose range
 without knowing the dose and without statistics of the whole frame (it stays tileable).
-The output is mapped back by the algebraic inverse ``(a / 2)^2 - 3/8``; training compares
+The output is mapped back by the algebraic inverse ``(a / 2)^2 - 3/8`` (continued as
+``sign(a) a^2 / 4 - 3/8`` below zero); training compares
 that output with the clean counts, so the network learns to undo the inverse's bias at
 low counts itself. An untrained network is the identity (the U-Net is residual with a
 zero-initialised last layer).
@@ -46,4 +47,6 @@ class VstUNet(nn.Module):
     def forward(self, counts: torch.Tensor) -> torch.Tensor:
         stabilised = 2.0 * torch.sqrt(torch.relu(counts + 0.375))
         restored = self.unet(stabilised)
-        return 0.25 * restored * restored - 0.375
+        # sign(a) a^2 / 4: the inverse on a >= 0, continued monotonically below 0 so the loss
+        # never rewards pushing a negative (a plain square folds back and destabilised training).
+        return 0.25 * restored * torch.abs(restored) - 0.375

@@ -10,7 +10,8 @@ validated, checkpointed and exported.
 A run folder holds ``state.pt`` (everything, written every few minutes, atomically),
 ``history.jsonl`` (one validation per line, with cumulative steps and CPU hours) and
 ``carry.npz``: the averaged weights in float16 plus the counters, small enough to commit
-so a later session on a fresh machine continues the curve (``--init carry.npz``).
+so a later session on a fresh machine continues the curve (``--init carry.npz``), and
+``best.npz``, the same for the best validation so far (what gets exported).
 
 Run it in the background with one thread::
 
@@ -49,6 +50,8 @@ class SimTrainConfig:
         Adam learning rate (constant; lower it with ``--set lr=...`` when the curve flattens).
     ema : float
         Decay of the weight average.
+    clip : float
+        Largest gradient norm (0: no clipping); one bad batch cannot throw the weights away.
     seed : int
         Batches come from ``default_rng([seed, step])``: a resumed run sees new data.
     validation : str
@@ -76,6 +79,7 @@ class SimTrainConfig:
     batch: int = 8
     lr: float = 5e-4
     ema: float = 0.999
+    clip: float = 1.0
     seed: int = 0
     validation: str = "sim"
     validation_images: int = 24
@@ -307,7 +311,13 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
         loss = per_image.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if not torch.isfinite(loss):
+            optimizer.zero_grad(set_to_none=True)  # skip a non-finite batch rather than poison Adam's moments
+            counters["skipped_steps"] = counters.get("skipped_steps", 0) + 1
+        else:
+            if config.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
         # Warm-up of the average (as timm's ModelEmaV2 does): early steps are not pulled back to the init.
         decay = min(config.ema, (1.0 + counters["steps"]) / (10.0 + counters["steps"]))
         with torch.no_grad():
@@ -322,7 +332,8 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
             cpu_mark = now
             ema_model.eval()
             error = evaluate(ema_model, images)
-            if counters["best_error"] is None or error < counters["best_error"]:
+            improved = counters["best_error"] is None or error < counters["best_error"]
+            if improved:
                 counters["best_error"], counters["best_step"] = error, counters["steps"]
             record = {"step": counters["steps"], "cpu_hours": round(counters["cpu_seconds"] / 3600, 4),
                       "val_error": round(error, 6), "val_vs_gaussian": round(error / reference["error"], 5),
@@ -333,8 +344,12 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
             state = {"config": asdict(config), "counters": counters, "model": model.state_dict(),
                      "ema": ema_model.state_dict(), "optimizer": optimizer.state_dict()}
             save_checkpoint(state_path, state)
-            np.savez(out / ".carry.tmp.npz", **_carry(model, ema_model, config, counters))
+            arrays = _carry(model, ema_model, config, counters)
+            np.savez(out / ".carry.tmp.npz", **arrays)
             os.replace(out / ".carry.tmp.npz", out / "carry.npz")
+            if improved:  # the averaged weights that validated best: what gets exported
+                np.savez(out / ".best.tmp.npz", **arrays)
+                os.replace(out / ".best.tmp.npz", out / "best.npz")
     return counters
 
 

@@ -86,8 +86,11 @@ mapUnits = Dialog.getChoice();
 if (server == "")
 	server = "embedded";
 
-jobdir = getDirectory("temp") + "emdenoise-job-" + d2s(getTime(), 0) + "-" + d2s(floor(random() * 1000000), 0) + File.separator;
-File.makeDirectory(jobdir);
+// A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
+created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+if (startsWith(created, "ERROR") || !File.isDirectory(created))
+	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
+jobdir = created + File.separator;
 wasBatch = is("Batch Mode");
 setBatchMode(true);
 noisyPath = exportFrame(inputID, "noisy");

@@ -8,8 +8,12 @@ server is set, the server otherwise):
     One line per denoising model, ``id<TAB>modality<TAB>default<TAB>backend<TAB>details``
     (details: modality, dose range and speed, :func:`emdenoise.fiji.model_labels.describe`),
     for the dialog's model chooser; ``ERROR<TAB>sentence`` when the models cannot be listed.
+``newjob [TEMP]``
+    Creates a private job folder in ImageJ's temp folder ``TEMP`` (fresh random name,
+    mode 0700, :func:`emdenoise.fiji.jobdir.create_job_dir`) and prints its path.
 ``start JOBDIR``
-    Starts a detached worker on the job folder's request and returns at once.
+    Starts a detached worker on the job folder's request and returns at once; its working
+    directory is outside the job folder and it imports nothing from there.
 ``work JOBDIR``
     The worker: runs the request's action, found by name in
     :data:`emdenoise.fiji.job_actions.ACTIONS` (``action=denoise``:
@@ -36,8 +40,16 @@ from pathlib import Path
 
 from emdenoise.fiji.clients import server_of
 from emdenoise.fiji.job_actions import ACTIONS
-from emdenoise.fiji.jobdir import HEARTBEAT_TIMEOUT, LOG, JobDir, sweep_stale_jobs
-from emdenoise.fiji.spawn import python_module_argv, spawn_detached
+from emdenoise.fiji.jobdir import (
+    HEARTBEAT_TIMEOUT,
+    LOG,
+    WORKER_BEAT_INTERVAL,
+    JobDir,
+    create_job_dir,
+    private_log,
+    sweep_stale_jobs,
+)
+from emdenoise.fiji.spawn import python_module_argv, safe_cwd, spawn_detached
 
 
 # -- models ------------------------------------------------------------------------------
@@ -65,7 +77,17 @@ def cmd_models(args) -> int:
     return 0
 
 
-# -- start / clean -----------------------------------------------------------------------
+# -- newjob / start / clean ------------------------------------------------------------
+def cmd_newjob(args) -> int:
+    try:
+        folder = create_job_dir(args.temp)
+    except OSError as error:
+        print(f"ERROR\tcannot create a job folder in {args.temp or 'the temp folder'} ({error.strerror}); check that it exists and is writable.")
+        return 2
+    print(folder)
+    return 0
+
+
 def cmd_start(args) -> int:
     job = JobDir(args.jobdir)
     job.request()  # fail here, synchronously, when the macro wrote no request
@@ -74,7 +96,7 @@ def cmd_start(args) -> int:
     pid = spawn_detached(
         python_module_argv("emdenoise.fiji.bridge", "work", str(job.path)),
         log_path=job.file(LOG),
-        cwd=job.path,
+        cwd=safe_cwd(),
     )
     print(f"started {pid}")
     return 0
@@ -96,8 +118,14 @@ def _peak_memory_mib() -> float | None:
 
 
 def _watch_heartbeat(job: JobDir, started: float, finished: threading.Event) -> None:
-    """Cancel the job when the macro stops polling (Esc, ImageJ closed)."""
-    while not finished.wait(0.5):
+    """Beat for the macro; cancel the job when the macro stops polling (Esc, ImageJ closed)."""
+    while True:
+        try:
+            job.beat()
+        except OSError:  # the folder is gone (checked below) or full: the macro then sees the beat stop
+            pass
+        if finished.wait(WORKER_BEAT_INTERVAL):
+            return
         if not job.path.exists():  # the macro cleaned up after Esc
             os._exit(3)
         age = job.heartbeat_age()
@@ -134,6 +162,18 @@ def cmd_work(args) -> int:
 
 
 def _work(job: JobDir) -> int:
+    """Run the request and write its final status; a status that cannot be written is said in the log."""
+    try:
+        return _run_request(job)
+    except OSError as error:
+        if not job.path.exists():
+            return 3
+        # No status can be written: the macro sees this worker's beat stop and reports it.
+        print(f"emdenoise cannot write the status of {job.path} ({error}); the job stops.", flush=True)
+        return 4
+
+
+def _run_request(job: JobDir) -> int:
     from emdenoise.errors import UserError
 
     started = time.time()
@@ -149,8 +189,9 @@ def _work(job: JobDir) -> int:
     except Exception as error:  # anything else still reaches the user as one sentence
         if not job.path.exists():  # cancelled: the macro removed the folder under us
             return 3
-        # The job folder is removed after an error; the traceback stays next to it.
-        kept = job.path.parent / "emdenoise-fiji-last-error.log"
+        # The job folder is removed after an error; the traceback stays next to it, in a new
+        # file of a random name (never a fixed name another user could plant a link at).
+        kept = private_log(job.path.parent, "emdenoise-fiji-error-")
         kept.write_text(traceback.format_exc(), encoding="utf-8")
         job.write_status(
             "error",
@@ -174,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default="")
     p.add_argument("--task", default="denoise", help="models of this task (encode: the autoencoders of EM Compress)")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("newjob", help="create a private job folder in TEMP and print its path")
+    p.add_argument("temp", nargs="?", default="")
+    p.set_defaults(func=cmd_newjob)
     for name, func, text in (
         ("start", cmd_start, "start a detached worker on JOBDIR"),
         ("work", cmd_work, "run JOBDIR's request (the worker)"),

@@ -3,6 +3,11 @@
 ImageJ's macro ``exec()`` returns when the started program closes its output, so the
 worker gets its own output file and session (POSIX) or a detached console-less process
 group (Windows); the launcher then exits at once and the macro polls the job folder.
+
+The worker never imports code from where it runs: :func:`python_module_argv` starts it
+with ``-P`` (Python 3.11+; a ``sys.path`` bootstrap before), so a ``numpy.py`` in the job
+folder or the working directory is not on its path, and :func:`safe_cwd` gives it a
+working directory outside the job folder.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def spawn_detached(argv: list[str], *, log_path: Path, cwd: Path | None = None) 
         )
     else:
         options["start_new_session"] = True
-    with open(log_path, "ab") as log:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(log_path, flags, 0o600), "ab") as log:  # a planted link is not followed
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -51,5 +57,18 @@ def spawn_detached(argv: list[str], *, log_path: Path, cwd: Path | None = None) 
 
 
 def python_module_argv(module: str, *args: str) -> list[str]:
-    """``[this python, -m, module, *args]``: the worker runs in this same environment."""
-    return [sys.executable, "-m", module, *args]
+    """This Python running ``module`` with ``args``, the working directory left off ``sys.path``.
+
+    ``[python, -P, -m, module, *args]`` on Python 3.11+; before, ``-c`` with a bootstrap
+    that drops ``sys.path[0]`` (the working directory) and runs the module as ``__main__``.
+    """
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", module, *args]
+    bootstrap = f"import runpy, sys; del sys.path[0]; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    return [sys.executable, "-c", bootstrap, *args]
+
+
+def safe_cwd() -> Path:
+    """A working directory for a worker that holds none of the job's files (the user's home, else the root)."""
+    home = Path.home()
+    return home if home.is_dir() else Path(os.path.abspath(os.sep))

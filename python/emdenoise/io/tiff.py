@@ -266,7 +266,7 @@ def _is_thumbnail(series: tifffile.TiffPageSeries) -> bool:
 def _check_extents(series: tifffile.TiffPageSeries, path, size: int) -> None:
     """Refuse pixel data that end past the file, or uncompressed frames larger than their data."""
     if series.dataoffset is not None:  # contiguous, uncompressed: one block for the whole series
-        end = int(series.dataoffset) + int(series.nbytes)
+        end = int(series.dataoffset) + _packed_bytes(series.pages[0], int(series.nbytes))
         if end > size:
             raise CorruptFile(f"{path} is truncated or damaged: its pixels need {end} bytes but the file has {size}; "
                               "copy it again from the acquisition PC.")
@@ -278,10 +278,22 @@ def _check_extents(series: tifffile.TiffPageSeries, path, size: int) -> None:
         end = max((int(o) + int(c) for o, c in zip(offsets, counts)), default=0)
         stored = sum(int(c) for c in counts)
         uncompressed = getattr(page, "keyframe", page).compression == tifffile.COMPRESSION.NONE
-        if end > size or (uncompressed and page.nbytes > stored):
-            raise CorruptFile(f"{path} is truncated or damaged: page {index} declares {page.nbytes} bytes of pixels "
+        needed = _packed_bytes(page, int(page.nbytes))
+        if end > size or (uncompressed and needed > stored):
+            raise CorruptFile(f"{path} is truncated or damaged: page {index} declares {needed} bytes of pixels "
                               f"but {min(stored, max(size - min(offsets, default=0), 0))} are stored; copy it again "
                               "from the acquisition PC.")
+
+
+def _packed_bytes(page, unpacked: int) -> int:
+    """Bytes that ``unpacked`` bytes of pixels take in the file: fewer when samples have fewer
+    bits than their dtype (1-bit bilevel pages, 12-bit packed data)."""
+    keyframe = getattr(page, "keyframe", page)
+    bits = int(getattr(keyframe, "bitspersample", 0) or 0)
+    itembits = 8 * int(getattr(keyframe.dtype, "itemsize", 0) or 0)
+    if not bits or not itembits or bits >= itembits:
+        return unpacked
+    return -(-unpacked * bits // itembits)
 
 
 def frame_count(shape: tuple[int, ...]) -> int:

@@ -39,6 +39,8 @@ SUBVERBS = (
     Verb("training-log", "validation error against CPU hours of sim-trained runs", "emdenoise.bench.training_log:register"),
     Verb("dask", "MP/s and peak worker memory of emdenoise.dask on a LocalCluster (1 vs 2 workers, Zarr output)",
          "emdenoise.bench.dask_cluster:register"),
+    Verb("load", "16 clients x 20 stacks, server killed and restarted midway; memory after cancelled uploads; SIGTERM time",
+         "emdenoise.bench.load:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
 )

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         for name, history in curves.items():
             axis.plot([r["cpu_hours"] for r in history], [r["val_vs_gaussian"] for r in history], marker=".", label=name)
         axis.axhline(1.0, color="grey", lw=0.8, ls="--")
+        axis.set_yscale("log")  # curves span orders of magnitude (and a diverged run more)
         axis.set_xlabel("cumulative CPU hours")
         axis.set_ylabel("validation error / tuned Gaussian")
         axis.legend()

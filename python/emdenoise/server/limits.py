@@ -22,6 +22,7 @@ import threading
 import grpc
 
 from emdenoise.errors import UserError
+from emdenoise.server.handlers import behaviour
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 #: Seconds an upload may send nothing while the server waits for it (``serve --idle-timeout``).
@@ -164,14 +165,7 @@ class CallLimits(grpc.ServerInterceptor):
 
 def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_seconds: float | None):
     """``handler`` run inside ``counter``'s allowance, its requests through :class:`IdleGuard`."""
-    if handler.request_streaming and handler.response_streaming:
-        inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        inner, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-    else:
-        inner, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+    inner, make = behaviour(handler)
     refuse = _refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, busy)
 
     guarded = handler.request_streaming and bool(idle_seconds)

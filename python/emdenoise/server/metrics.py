@@ -19,6 +19,7 @@ import time
 import grpc
 
 from emdenoise.errors import UserError
+from emdenoise.server.handlers import behaviour
 
 #: Latency buckets (s): a health check to a long stack.
 BUCKETS = (0.005, 0.02, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
@@ -68,14 +69,7 @@ class Metrics(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method.rsplit("/", 1)[-1]
-        if handler.request_streaming and handler.response_streaming:
-            inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-        elif handler.request_streaming:
-            inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        elif handler.response_streaming:
-            inner, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-        else:
-            inner, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        inner, make = behaviour(handler)
 
         def begin():
             self.requests.labels(method).inc()

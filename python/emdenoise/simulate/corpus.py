@@ -198,6 +198,22 @@ def sample_corpus_params(rng: np.random.Generator, config: CorpusConfig = Corpus
     }
 
 
+def thin_to_atom_budget(params: dict, *, crystal_density: float, max_atoms: int, extent: float) -> dict:
+    """Scale ``thickness_A`` and ``carbon_thickness_A`` down (in place) so a cell of side
+    ``extent`` [Å] holds at most ``max_atoms``; records the factor as ``thinned_for_atom_budget``.
+
+    ``crystal_density`` is the specimen's atoms per Å^3 (0 for bare amorphous carbon).
+    """
+    budget = max_atoms / extent**2
+    total = crystal_density * params["thickness_A"] + C_DENSITY * params["carbon_thickness_A"]
+    if total > budget:
+        f = budget / total
+        params["thickness_A"] *= f
+        params["carbon_thickness_A"] *= f
+        params["thinned_for_atom_budget"] = f
+    return params
+
+
 def build_corpus_model(params: dict, rng: np.random.Generator, extent: float) -> tuple[Atoms, dict]:
     """Build the specimen of ``params`` in a square cell of side ``extent`` [Å]."""
     t = params["thickness_A"]
@@ -278,15 +294,8 @@ def simulate_corpus_image(
     margin = int(np.ceil(config.margin * config.size))
     out_px = config.size + 2 * margin
     extent = out_px * pixel
-    # Keep the model under max_atoms by thinning the specimen (and the carbon film).
-    density = 0.06 if params["morphology"] != "amorphous" else 0.0
-    budget = config.max_atoms / (extent**2)
-    total = density * params["thickness_A"] + C_DENSITY * params["carbon_thickness_A"]
-    if total > budget:
-        f = budget / total
-        params["thickness_A"] *= f
-        params["carbon_thickness_A"] *= f
-        params["thinned_for_atom_budget"] = f
+    thin_to_atom_budget(params, crystal_density=0.06 if params["morphology"] != "amorphous" else 0.0,
+                        max_atoms=config.max_atoms, extent=extent)
     atoms, info = build_corpus_model(params, rng, extent)
     gpts = out_px * config.bin_factor
     sampling = extent / gpts

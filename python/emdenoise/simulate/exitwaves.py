@@ -54,7 +54,6 @@ from ase import Atoms
 from ase.cluster import wulff_construction
 
 from emdenoise.simulate.corpus import (
-    C_DENSITY,
     CRYSTALS,
     ZONE_AXES,
     _axis_rotation,
@@ -62,6 +61,7 @@ from emdenoise.simulate.corpus import (
     amorphous_carbon,
     build_corpus_model,
     oriented_crystal,
+    thin_to_atom_budget,
 )
 
 BANK_VERSION = "v1"
@@ -254,16 +254,9 @@ def build_wave_model(params: dict, rng: np.random.Generator, extent: float) -> t
 
 def _thin_to_budget(params: dict, config: BankConfig) -> dict:
     """Scale thicknesses down so the specimen stays under ``max_atoms`` (as the corpus does)."""
-    params = dict(params)
     density = 0.0 if params["morphology"] in ("amorphous", "faceted") else 0.06
-    budget = config.max_atoms / config.extent_a**2
-    total = density * params["thickness_A"] + C_DENSITY * params["carbon_thickness_A"]
-    if total > budget:
-        f = budget / total
-        params["thickness_A"] *= f
-        params["carbon_thickness_A"] *= f
-        params["thinned_for_atom_budget"] = f
-    return params
+    return thin_to_atom_budget(dict(params), crystal_density=density, max_atoms=config.max_atoms,
+                               extent=config.extent_a)
 
 
 def fourier_crop(wave: np.ndarray, gpts: int) -> np.ndarray:

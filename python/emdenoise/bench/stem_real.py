@@ -54,24 +54,10 @@ def sim_tuned_sigma() -> dict[str, Any]:
 
 def checkpoint_restorer(path: Path):
     """``counts -> counts`` of a ``carry.npz`` (averaged weights), in PyTorch on the whole frame."""
-    import torch
+    from emdenoise.train.sim_denoiser import model_from_carry, restore_whole
 
-    from emdenoise.models.vst_unet import VstUNet
-    from emdenoise.train.sim_denoiser import read_carry
-
-    meta, weights = read_carry(path)
-    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-    model.eval()
-
-    def restore(image: np.ndarray) -> np.ndarray:
-        h, w = image.shape
-        ph, pw = (-h) % model.multiple_of, (-w) % model.multiple_of
-        padded = np.pad(image, ((0, ph), (0, pw)), mode="reflect")
-        with torch.no_grad():
-            return model(torch.from_numpy(padded.astype(np.float32))[None, None])[0, 0, :h, :w].numpy()
-
-    return restore, meta
+    model, meta = model_from_carry(path)
+    return (lambda image: restore_whole(model, image)), meta
 
 
 def served_restorer(model_id: str, folders: list[Path], gain: float, offset: float):

@@ -147,21 +147,22 @@ def gaussian_reference(images, sigmas=None) -> dict[str, Any]:
     return {"sigma": float(tuned.value), "error": float(tuned.score)}
 
 
-def evaluate(model, images) -> float:
-    """Mean normalised error of ``model`` on ``images`` (whole images, one at a time)."""
+def restore_whole(model, image: np.ndarray) -> np.ndarray:
+    """``model`` on one whole 2-D frame (reflect-padded to its multiple, cropped back), on its device."""
     import torch
 
-    errors = []
+    h, w = image.shape
     multiple = int(getattr(model, "multiple_of", 1))
+    padded = np.pad(image, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect")
     device = next(model.parameters()).device
     with torch.no_grad():
-        for clean, noisy, _ in images:
-            h, w = noisy.shape
-            padded = torch.from_numpy(np.ascontiguousarray(
-                np.pad(noisy, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect"), np.float32))
-            out = model(padded[None, None].to(device))[0, 0, :h, :w].cpu().numpy()
-            errors.append(normalised_error(out, clean))
-    return float(np.mean(errors))
+        batch = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None].to(device)
+        return model(batch)[0, 0, :h, :w].cpu().numpy()
+
+
+def evaluate(model, images) -> float:
+    """Mean normalised error of ``model`` on ``images`` (whole images, one at a time)."""
+    return float(np.mean([normalised_error(restore_whole(model, noisy), clean) for clean, noisy, _ in images]))
 
 
 def make_batch(imager, config: SimTrainConfig, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,6 +190,18 @@ def read_carry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         meta = json.loads(bytes(data["meta"]).decode())
         weights = {k[4:]: data[k].astype(np.float32) for k in data.files if k.startswith("ema/")}
     return meta, weights
+
+
+def model_from_carry(path: str | Path):
+    """``(VstUNet with the carried averaged weights, in eval mode, meta)`` of a ``carry.npz``."""
+    import torch
+
+    from emdenoise.models.vst_unet import VstUNet
+
+    meta, weights = read_carry(path)
+    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    return model.eval(), meta
 
 
 #: Settings a continued run takes from the new call; the rest come from the saved run.

@@ -133,17 +133,13 @@ def export_run(carry: str | Path, model_id: str, out_dir: str | Path) -> Path:
     from emdenoise.engine.cards import file_sha256
     from emdenoise.export.cards import install_model_folder, write_card
     from emdenoise.export.torch_export import PARITY_TOLERANCE, export_onnx, parity, receptive_field
-    from emdenoise.models.vst_unet import VstUNet
-    from emdenoise.train.sim_denoiser import read_carry
+    from emdenoise.train.sim_denoiser import model_from_carry
 
     carry = Path(carry)
     target = Path(out_dir) / model_id
     if target.exists():
         raise UserError(f"{target} exists; new weights need a new id (recorded macros name ids).")
-    meta, weights = read_carry(carry)
-    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-    model.eval()
+    model, meta = model_from_carry(carry)
     with tempfile.TemporaryDirectory() as work:
         staging = Path(work) / model_id
         staging.mkdir()

@@ -96,6 +96,25 @@ def test_flat_image_needs_a_known_offset():
     assert fixed.gain == pytest.approx(1.0, rel=0.03) and fixed.quality == "good"
 
 
+def test_flat_frame_falls_back_to_an_assumed_offset_and_says_so():
+    flat = detector(np.full((48, 48), 30.0), 3.0, 0.0, 1, seed=17)[0]
+    assert not estimate_counts(flat).offset_determined
+    result = resolve_counts([flat], assume_offset=0.0)
+    assert result.offset == 0.0 and result.gain == pytest.approx(3.0, rel=0.15)
+    assert result.quality == "poor" and "assumed" in result.source
+    assert "offset 0 was assumed" in result.notes[0] and "--gain/--offset" in result.notes[0]
+    structured = detector(scene(256), 5.0, 300.0, 2, seed=13)
+    assert resolve_counts(structured, assume_offset=0.0).offset == pytest.approx(
+        estimate_counts(structured).offset)  # a fit that works is kept
+
+
+def test_tiny_frames_use_smaller_blocks_and_refuse_below_16_px():
+    tiny = detector(np.full((20, 24), 30.0), 2.0, 0.0, 1, seed=19)[0]
+    assert resolve_counts([tiny], assume_offset=0.0).gain == pytest.approx(2.0, rel=0.25)
+    with pytest.raises(InvalidInput, match="at least 16x16"):
+        resolve_counts([tiny[:12]], assume_offset=0.0)
+
+
 def test_known_gain_fits_only_the_offset():
     data = detector(scene(256), 5.0, 300.0, 2, seed=13)
     result = estimate_counts(data, gain=5.0)
@@ -105,7 +124,7 @@ def test_known_gain_fits_only_the_offset():
 
 @pytest.mark.parametrize("frames, words", [
     (np.full((2, 128, 128), 7.0), "no noise"),
-    (np.zeros((20, 20)), "too small"),
+    (np.zeros((12, 40)), "too small"),
     (np.where(np.eye(128, dtype=bool), np.nan, 1.0), "NaN"),
     (np.ones((128, 128), np.complex64), "real-valued"),
 ])

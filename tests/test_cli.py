@@ -63,7 +63,7 @@ def test_errors_are_one_sentence_without_traceback(tmp_path):
 def test_models_lists_defaults():
     result = emdenoise("models")
     assert result.returncode == 0
-    line = next(l for l in result.stdout.splitlines() if l.startswith("ede-kernel-stem-5 "))
+    line = next(l for l in result.stdout.splitlines() if l.startswith("sim-vstunet32-stem-r1 "))
     assert "yes" in line
 
 
@@ -71,7 +71,7 @@ def test_demo_writes_tiff_and_png(tmp_path):
     result = emdenoise("demo", "-o", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert names == ["sample_srtio3_haadf_denoised-ede-kernel-stem-5.png", "sample_srtio3_haadf_denoised-ede-kernel-stem-5.tif"]
+    assert names == ["sample_srtio3_haadf_denoised-sim-vstunet32-stem-r1.png", "sample_srtio3_haadf_denoised-sim-vstunet32-stem-r1.tif"]
     raw, _ = read_tiff(__import__("emdenoise.demo", fromlist=["x"]).sample_path())
     denoised, meta = read_tiff(tmp_path / "demo" / names[1])
     assert meta.unit == "nm" and denoised.std() < raw.std()
@@ -100,6 +100,7 @@ def test_counts_model_warns_on_a_dose_outside_its_range_and_on_a_poor_estimate(t
     tifffile.imwrite(flat, np.random.default_rng(2).poisson(40, (96, 96)).astype(np.uint16))
     result = emdenoise("denoise", flat, "-o", tmp_path / "b", "--model", "sbd-unet32-hrtem")
     assert result.returncode == 0, result.stderr
-    assert "estimated gain/offset are unreliable" in result.stderr and "give --offset" in result.stderr
+    assert "estimated gain/offset are unreliable" in result.stderr and "offset 0 was assumed" in result.stderr
+    assert "is above the 0.614" in result.stderr  # gain fitted with offset 0: about 1, dose about 40
     given = emdenoise("denoise", flat, "-o", tmp_path / "c", "--model", "sbd-unet32-hrtem", "--gain", "1", "--offset", "0")
     assert given.returncode == 0 and "unreliable" not in given.stderr

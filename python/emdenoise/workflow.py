@@ -95,13 +95,15 @@ def needs_counts(card: dict) -> bool:
 
 def calibrate(first_frame: np.ndarray, metadata: ImageMetadata, card: dict, *, gain, offset, warn) -> "CountsCalibration | None":
     """Gain/offset/dose for a counts model (user's, else the file's, else estimated from
-    the mean-variance relation of the first frame), warning when the dose is outside the
-    card's range (ARCHITECTURE.md, "Counts")."""
+    the mean-variance relation of the first frame; offset 0 is assumed, with a warning,
+    when a flat or tiny frame cannot separate gain from offset), warning when the dose is
+    outside the card's range (ARCHITECTURE.md, "Counts")."""
     if not needs_counts(card):
         return None
     from emdenoise.noise.calibration import check_dose_range, resolve_counts
 
-    counts = resolve_counts([np.asarray(first_frame, dtype=np.float64)], metadata, gain=gain, offset=offset)
+    counts = resolve_counts([np.asarray(first_frame, dtype=np.float64)], metadata, gain=gain, offset=offset,
+                            assume_offset=0.0)
     if counts.quality == "poor":  # the counts (and the dose below) may be far off: say why
         for note in counts.notes:
             warn(f"{card['id']}: estimated gain/offset are unreliable: {note}")

@@ -93,16 +93,28 @@ def choose_blind(frames: np.ndarray, half_width: int) -> ClassicalChoice:
                            errors={"gaussian": dict(tuned.scores)})
 
 
+#: Side of the central crop on which ``classical-auto`` chooses its sigma.
+CHOICE_SIDE = 1024
+
+
+def _central_crop(frame: np.ndarray, side: int) -> np.ndarray:
+    top, left = max(0, (frame.shape[0] - side) // 2), max(0, (frame.shape[1] - side) // 2)
+    return frame[top : top + side, left : left + side]
+
+
 def gaussian_auto(image: np.ndarray) -> np.ndarray:
     """The served ``classical-auto``: Gaussian with sigma chosen on this frame by the blind-spot criterion.
 
     The criterion ranks sigmas identically in any linear units, so the frame needs no
-    gain or offset; the mask covers the scan-line neighbours whose noise correlates.
+    gain or offset; the mask covers the scan-line neighbours whose noise correlates. On
+    frames larger than ``CHOICE_SIDE`` the sigma is chosen on the central crop of that
+    side (a million pixels pin one global parameter), so the cost stays bounded.
     """
     from scipy.ndimage import gaussian_filter
 
     from emdenoise.baselines._frame import as_frame
 
     frame = as_frame(image)
-    choice = choose_blind(frame[None], scores.mask_half_width(frame))
+    crop = _central_crop(frame, CHOICE_SIDE)
+    choice = choose_blind(crop[None], scores.mask_half_width(crop))
     return gaussian_filter(frame, choice.param, mode="reflect").astype(np.float32)

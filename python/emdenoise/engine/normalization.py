@@ -65,9 +65,12 @@ def fit_normalization(frame: np.ndarray, spec: dict[str, Any], **calibration: fl
           the result.
         - ``range01`` (seed 001, sec. 3.1): scale to [0, 1] by minimum and maximum.
         - ``counts`` (seed 003, sec. 3): ``(raw - offset) / gain`` to detected electrons;
-          ``gain`` and ``offset`` come from ``calibration`` (default 1 and 0 when not
-          given; unusable values are refused by
-          :func:`emdenoise.engine.validation.check_job_options`).
+          ``gain`` and ``offset`` come from ``calibration``; a missing one is estimated
+          from this frame's mean-variance relation
+          (:func:`emdenoise.noise.calibration.resolve_counts`, offset 0 assumed when the
+          frame is flat or tiny). Clients of this package send the estimate of a job's
+          first frame, so a stack is normalised alike. Unusable values are refused by
+          :func:`emdenoise.engine.validation.check_job_options`.
     **calibration : float
         ``gain`` and ``offset`` for the counts normalisation.
 
@@ -91,7 +94,11 @@ def fit_normalization(frame: np.ndarray, spec: dict[str, Any], **calibration: fl
         return AffineMap(low, _safe_scale(float(frame.max()) - low))
     if kind == "counts":
         checked = check_job_options(gain=calibration.get("gain"), offset=calibration.get("offset"))
-        gain = 1.0 if checked["gain"] is None else checked["gain"]
-        offset = 0.0 if checked["offset"] is None else checked["offset"]
+        gain, offset = checked["gain"], checked["offset"]
+        if gain is None or offset is None:
+            from emdenoise.noise.calibration import resolve_counts
+
+            counts = resolve_counts([frame], gain=gain, offset=offset, assume_offset=0.0)
+            gain, offset = counts.gain, counts.offset
         return AffineMap(offset, gain)
     raise CardError(f"normalization kind {kind!r} is not known to this emdenoise; upgrade emdenoise.")

@@ -64,6 +64,9 @@ class CountsCalibration:
         Lag-1 correlation of the noise along x (scan line) and y; None when not measurable.
     notes : tuple of str
         Sentences a microscopist can act on (correlated noise, poor leverage...).
+    offset_determined : bool
+        False when the image's intensity range was too narrow to fit the offset (a flat
+        frame): the gain is then unreliable too.
     """
 
     gain: float
@@ -79,6 +82,7 @@ class CountsCalibration:
     noise_correlation_x: float | None = None
     noise_correlation_y: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    offset_determined: bool = True
 
     def to_counts(self, pixels: np.ndarray) -> np.ndarray:
         """Electrons per pixel, ``(pixels - offset) / gain``, as float32."""
@@ -100,7 +104,7 @@ def estimate_counts(frames: np.ndarray | Sequence[np.ndarray], *, gain: float | 
         Known values to hold fixed; only the others are fitted. A known offset (e.g. 0 for
         a dark-subtracted counting camera) makes the gain estimate work on flat images too.
     block : int, optional
-        Block side in pixels (default 16, or 8 for images under 256 px).
+        Block side in pixels (default 16; 8 for images under 256 px, 4 under 64 px).
     max_frames : int
         Use at most this many consecutive frames (the first ones) of a series.
 
@@ -131,11 +135,12 @@ def estimate_counts(frames: np.ndarray | Sequence[np.ndarray], *, gain: float | 
     """
     stack = _as_frames(frames, max_frames)
     n, height, width = stack.shape
-    block = block or (16 if min(height, width) >= 256 else 8)
-    if min(height, width) < 4 * block:
+    side = min(height, width)
+    block = block or (16 if side >= 256 else 8 if side >= 64 else 4)
+    if side < 4 * block:
         raise InvalidInput(
             f"the image is {height}x{width} pixels, too small to estimate the detector gain; "
-            "give --gain and --offset, or use a frame of at least 64x64 pixels."
+            f"give --gain and --offset, or use a frame of at least {4 * block}x{4 * block} pixels."
         )
     means, variances, residual = _pixel_statistics(stack)
     block_mean, block_var = _blocks(means, block), _blocks(variances, block)
@@ -162,6 +167,7 @@ def estimate_counts(frames: np.ndarray | Sequence[np.ndarray], *, gain: float | 
     dose = (mean_level - fitted_offset) / fitted_gain
     corr_x, corr_y = _noise_correlation(residual, keep, block, n)
     method = "single" if n == 1 else ("pair" if n == 2 else "series")
+    determined = offset is not None or _offset_separable(offset_se, mean_level - fitted_offset, block_mean[keep])
     quality, notes = _judge(fitted_gain, slope_se, offset_se, mean_level, fitted_offset, dose,
                             linearity, keep.mean(), corr_x, block_mean[keep], offset)
     return CountsCalibration(
@@ -171,12 +177,13 @@ def estimate_counts(frames: np.ndarray | Sequence[np.ndarray], *, gain: float | 
         gain_stderr=float(slope_se), offset_stderr=float(offset_se),
         linearity=float(linearity), blocks_used=float(keep.mean()),
         noise_correlation_x=corr_x, noise_correlation_y=corr_y, notes=tuple(notes),
+        offset_determined=bool(determined),
     )
 
 
 def resolve_counts(frames: np.ndarray | Sequence[np.ndarray], metadata: ImageMetadata | None = None,
                    *, gain: float | None = None, offset: float | None = None,
-                   dose: float | None = None) -> CountsCalibration:
+                   dose: float | None = None, assume_offset: float | None = None) -> CountsCalibration:
     """Gain, offset and dose to use: the user's values, else the file's, else estimated.
 
     Parameters
@@ -188,11 +195,16 @@ def resolve_counts(frames: np.ndarray | Sequence[np.ndarray], metadata: ImageMet
     gain, offset, dose : float, optional
         The user's options; they win over the file. A dose (electrons per pixel) with a
         known or estimated offset fixes the gain as ``(mean - offset) / dose``.
+    assume_offset : float, optional
+        Offset to hold fixed when the full estimate is impossible (a flat frame, whose
+        variance cannot separate gain from offset, or one too small for blocks); only the
+        gain is then fitted, ``quality`` is ``"poor"`` and the first note says so. None:
+        such frames raise :class:`InvalidInput`.
 
     Returns
     -------
     CountsCalibration
-        ``source`` says where each value came from.
+        ``source`` says where each value came from (``"assumed"`` for ``assume_offset``).
 
     Notes
     -----
@@ -241,9 +253,34 @@ def resolve_counts(frames: np.ndarray | Sequence[np.ndarray], metadata: ImageMet
             )
         return CountsCalibration(gain=float(gain), offset=float(offset), dose=float(dose),
                                  source=_join(sources), method="given", quality="good")
-    estimate = estimate_counts(stack, gain=gain, offset=offset)
+    may_assume = assume_offset is not None and offset is None
+    try:
+        estimate = estimate_counts(stack, gain=gain, offset=offset)
+    except InvalidInput as error:
+        if not may_assume:
+            raise
+        estimate = _assuming_offset(stack, gain, assume_offset, str(error).split(";")[0], error)
+        sources.append("assumed")
+    else:
+        if may_assume and not estimate.offset_determined:
+            estimate = _assuming_offset(stack, gain, assume_offset, "the image is too flat to fit the offset")
+            sources.append("assumed")
     sources.append("estimated")
     return CountsCalibration(**{**estimate.__dict__, "source": _join(sources)})
+
+
+def _assuming_offset(stack: np.ndarray, gain: float | None, offset: float, problem: str,
+                     error: InvalidInput | None = None) -> CountsCalibration:
+    """The gain fitted with ``offset`` held, marked poor with a note saying why it was assumed."""
+    try:
+        estimate = estimate_counts(stack, gain=gain, offset=offset)
+    except InvalidInput:
+        if error is not None:
+            raise error from None
+        raise
+    note = (f"{problem}, so offset {offset:g} was assumed (right for a dark-subtracted counting "
+            "camera) and only the gain was fitted; give --gain/--offset if you know them.")
+    return CountsCalibration(**{**estimate.__dict__, "quality": "poor", "notes": (note, *estimate.notes)})
 
 
 def check_dose_range(dose: float | None, card_dose_range: Sequence[float | None] | None) -> str | None:
@@ -448,6 +485,14 @@ def _noise_correlation(residual: np.ndarray, keep: np.ndarray, block: int, n_fra
     return corr_x, corr_y
 
 
+def _offset_separable(offset_se: float, signal: float, block_mean: np.ndarray) -> bool:
+    """Whether the block means span enough intensity to fit the offset apart from the gain."""
+    if not signal > 0:
+        return True  # a fitted offset above the mean is judged (and reported) on its own
+    low, high = np.percentile(block_mean, [5, 95])
+    return not (offset_se > 0.1 * signal or high - low < 0.2 * signal)
+
+
 def _judge(gain, gain_se, offset_se, mean_level, offset, dose, linearity, kept, corr_x,
            block_mean, fixed_offset) -> tuple[str, list[str]]:
     notes = []
@@ -458,9 +503,7 @@ def _judge(gain, gain_se, offset_se, mean_level, offset, dose, linearity, kept, 
         notes.append(f"the gain is uncertain (±{100 * relative:.0f} %); give --gain/--offset if you know them.")
     elif relative > 0.03:
         score = max(score, 1)
-    signal = mean_level - offset
-    low, high = np.percentile(block_mean, [5, 95])
-    if fixed_offset is None and signal > 0 and (offset_se > 0.1 * signal or high - low < 0.2 * signal):
+    if fixed_offset is None and not _offset_separable(offset_se, mean_level - offset, block_mean):
         score = 2
         notes.append(
             "the image has too little intensity variation to separate gain from offset; "

@@ -178,6 +178,27 @@ def test_adapt_on_a_lone_frame_uses_the_blind_spot_and_reports_classical_auto(en
 
 
 @torch_needed
+def test_adapt_from_the_sim_trained_stem_model_starts_exactly_at_it(env, tmp_path, capsys):
+    """``--from sim-vstunet32-stem-r1`` reads the prior's weights from its ONNX graph: with a
+    zero learning rate the adapted model denoises exactly as the shipped one."""
+    sample = Path(__file__).resolve().parent.parent / "python" / "emdenoise" / "data" / "sample_srtio3_haadf.tif"
+    prior = "sim-vstunet32-stem-r1"
+    code = main(["adapt", str(sample), "--name", "adapt-test-prior", "--from", prior, "--steps", "2",
+                 "--set", "lr=0", "--set", "min_lr=0", "--set", "eval_seconds=1000", "--set", "crop=64", "--set", "batch=2"])
+    assert code == 0, capsys.readouterr().err
+    card = json.loads((Path(env["EMDENOISE_MODELS"]) / "adapt-test-prior" / "card.json").read_text())
+    assert card["architecture"]["spec"] == {"family": "vst-unet", "width": 32, "depth": 3}
+    assert card["training"]["started_from"] == prior and card["training"]["method"] == "blindspot"
+    outputs = {}
+    for model in (prior, "adapt-test-prior"):
+        assert main(["denoise", str(sample), "-o", str(tmp_path / model), "--model", model,
+                     "--gain", "29.4", "--offset", "0"]) == 0
+        outputs[model] = tifffile.imread(tmp_path / model / f"sample_srtio3_haadf_denoised-{model}.tif")
+    np.testing.assert_allclose(outputs["adapt-test-prior"], outputs[prior], rtol=0, atol=1e-3 * np.ptp(outputs[prior]))
+    assert np.abs(outputs[prior] - tifffile.imread(sample)).mean() > 0  # it did denoise
+
+
+@torch_needed
 def test_adapt_job_on_a_real_server_that_never_imports_torch(env, tmp_path):
     import sys
 

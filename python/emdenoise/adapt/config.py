@@ -16,6 +16,11 @@ class AdaptConfig:
     ----------
     width : int
         Channels of :class:`emdenoise.models.adapt_unet.AdaptUNet` at full resolution.
+    depth : int
+        Its number of poolings.
+    family : {"adapt-unet", "vst-unet"}
+        ``adapt-unet``: the U-Net on counts divided by the frames' mean; ``vst-unet``: the
+        Anscombe-domain U-Net of the sim-trained models (set by ``--from`` such a model).
     crop, batch : int
         Training crop side (multiple of 8) and crops per step.
     lr, min_lr : float
@@ -39,6 +44,8 @@ class AdaptConfig:
     """
 
     width: int = 24
+    depth: int = 3
+    family: str = "adapt-unet"
     crop: int = 96
     batch: int = 8
     lr: float = 1e-3
@@ -61,8 +68,13 @@ class AdaptConfig:
             raise InvalidInput(f"unknown adapt setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
         config = cls(**values)
         config.thinning = tuple(config.thinning)
-        if config.crop % 8 or config.crop < 32:
-            raise InvalidInput(f"crop {config.crop} must be a multiple of 8 and at least 32.")
+        if config.family not in ("adapt-unet", "vst-unet"):
+            raise InvalidInput(f"family {config.family!r} is not known; use adapt-unet or vst-unet.")
+        if not 2 <= int(config.depth) <= 5:
+            raise InvalidInput(f"depth {config.depth} must be between 2 and 5 poolings.")
+        multiple = 2 ** int(config.depth)
+        if config.crop % multiple or config.crop < 4 * multiple:
+            raise InvalidInput(f"crop {config.crop} must be a multiple of {multiple} and at least {4 * multiple}.")
         if not 0 < config.thinning[0] <= config.thinning[1] < 1:
             raise InvalidInput(f"thinning {list(config.thinning)} must be two fractions 0 < low <= high < 1.")
         return config

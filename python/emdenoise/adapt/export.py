@@ -38,16 +38,19 @@ def build_card(model_id: str, result, data, config: dict[str, Any], *, sources: 
         "default": False,
         "user_trained": True,
         "architecture": {
-            "description": "residual U-Net, 3 poolings, widths w/2w/2w/4w, leaky ReLU, no normalisation "
-                           f"(emdenoise.models.adapt_unet), w = {config['width']}",
-            "spec": {"family": "adapt-unet", "width": int(config["width"])},
+            "description": (("Anscombe transform, " if config.get("family") == "vst-unet" else "")
+                            + f"residual U-Net, {config.get('depth', 3)} poolings, leaky ReLU, no normalisation "
+                            f"(emdenoise.models.{'vst_unet' if config.get('family') == 'vst-unet' else 'adapt_unet'}), "
+                            f"w = {config['width']}"),
+            "spec": {"family": config.get("family", "adapt-unet"), "width": int(config["width"]),
+                     "depth": int(config.get("depth", 3))},
             "parameters": int(parameters),
             "source": "issue 18; Noise2Noise (Lehtinen et al. 2018), binomial thinning, structured Noise2Void "
                       "(Broaddus et al. 2020)",
         },
         "graphs": {"denoise": {"file": "model.onnx", "input": "image", "output": "denoised", "precision": "fp32",
                                "sha256": sha256}},
-        "torch_weights": {"file": "weights.npz", "note": "state dict of the AdaptUNet, for adapt --from"},
+        "torch_weights": {"file": "weights.npz", "note": "state dict of the network, for adapt --from"},
         "normalization": {
             "kind": "counts",
             "note": "input is detected electrons per pixel: the engine applies (raw - offset) / gain; the graph "
@@ -133,8 +136,27 @@ def export_adapted(result, data, config: dict[str, Any], model_id: str, models_d
     return install_model_folder(staging, models_dir, model_id)
 
 
-def adaptable_weights(model_id: str, folders: list[Path]) -> tuple[Path, int]:
-    """``weights.npz`` and width of an earlier adapted model that ``--from`` may continue (no torch)."""
+#: Network families ``adapt --from`` can continue: adapted models (their ``weights.npz``) and
+#: the shipped sim-trained VST U-Nets of issue 17 (their ONNX initializers carry the state dict).
+ADAPTABLE_FAMILIES = ("adapt-unet", "vst-unet")
+
+
+def adaptable_weights(model_id: str, folders: list[Path]) -> tuple[Path, dict]:
+    """Weights file (``weights.npz`` or the ONNX graph) and architecture spec of a model that
+    ``--from`` may continue (no torch).
+
+    Parameters
+    ----------
+    model_id : str
+        An adapted model, or a shipped ``vst-unet`` model such as ``sim-vstunet32-stem-r1``.
+    folders : list of path
+        Model folders to search, first match wins.
+
+    Returns
+    -------
+    path, dict
+        Where the weights are and ``{"family", "width", "depth"}``.
+    """
     import json
 
     for folder in folders:
@@ -143,21 +165,40 @@ def adaptable_weights(model_id: str, folders: list[Path]) -> tuple[Path, int]:
             continue
         card = json.loads(card_path.read_text(encoding="utf-8"))
         architecture = card.get("architecture")
-        spec = (architecture.get("spec") or {}) if isinstance(architecture, dict) else {}
+        spec = dict((architecture.get("spec") or {}) if isinstance(architecture, dict) else {})
+        family = spec.get("family")
         weights = Path(folder) / model_id / ((card.get("torch_weights") or {}).get("file") or "weights.npz")
-        if spec.get("family") == "adapt-unet" and weights.is_file():
-            return weights, int(spec.get("width", 24))
+        if family == "vst-unet" and not weights.is_file():
+            graph = (card.get("graphs") or {}).get("denoise") or {}
+            weights = Path(folder) / model_id / str(graph.get("file") or "model.onnx")
+        if family in ADAPTABLE_FAMILIES and weights.is_file():
+            return weights, {"family": family, "width": int(spec.get("width", 24)), "depth": int(spec.get("depth", 3))}
         break
-    raise UserError(f"--from {model_id}: only models made by emdenoise adapt (with their weights.npz) can be "
-                    "continued; list them with 'emdenoise models' or start from scratch without --from.")
+    raise UserError(f"--from {model_id}: only models made by emdenoise adapt (with their weights.npz) or the "
+                    "sim-trained VST U-Nets (sim-vstunet*) can be continued; list them with 'emdenoise models' "
+                    "or start from scratch without --from.")
 
 
-def initial_state(model_id: str, folders: list[Path]) -> tuple[dict, int]:
-    """State dict and width of an earlier adapted model to continue from (``--from``)."""
+def initial_state(model_id: str, folders: list[Path]) -> tuple[dict, dict]:
+    """State dict and architecture spec of a model to continue from (``--from``)."""
     import numpy as np
     import torch
 
-    weights, width = adaptable_weights(model_id, folders)
+    weights, spec = adaptable_weights(model_id, folders)
+    if weights.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        from emdenoise.models.vst_unet import VstUNet
+
+        names = set(VstUNet(spec["width"], spec["depth"]).state_dict())
+        graph = onnx.load(str(weights))
+        state = {item.name: torch.from_numpy(numpy_helper.to_array(item).copy())
+                 for item in graph.graph.initializer if item.name in names}
+        if set(state) != names:
+            raise UserError(f"--from {model_id}: its graph lacks {len(names - set(state))} of the network's "
+                            "weights; it cannot be continued (start from scratch without --from).")
+        return state, spec
     with np.load(weights, allow_pickle=False) as arrays:
         state = {name: torch.from_numpy(np.array(arrays[name])) for name in arrays.files}
-    return state, width
+    return state, spec

@@ -58,6 +58,8 @@ class AdaptResult:
 
 #: Least time between two progress events (evaluations are always reported).
 REPORT_SECONDS = 1.0
+#: Fraction kept by the thinned held-out criterion (:func:`emdenoise.adapt.scores.thinned_error`'s default).
+THINNED_FRACTION = 0.5
 
 CRITERIA = {"pair": "paired error between registered frames (both directions)",
             "thinning": "thinned error between binomial halves (p = 0.5)",
@@ -69,7 +71,8 @@ def _restorer(network, scale: float):
 
     def restore(image: np.ndarray) -> np.ndarray:
         h, w = image.shape
-        ph, pw = (-h) % 8, (-w) % 8
+        multiple = int(getattr(network, "multiple_of", 8))
+        ph, pw = (-h) % multiple, (-w) % multiple
         padded = np.pad(np.asarray(image, dtype=np.float32) / scale, ((0, ph), (0, pw)), mode="reflect")
         with torch.no_grad():
             out = network(torch.from_numpy(padded)[None, None])[0, 0, :h, :w].numpy()
@@ -108,7 +111,8 @@ class _Sampler:
     def __init__(self, data: AdaptData, config: AdaptConfig, scale: float, rng: np.random.Generator):
         self.data, self.config, self.scale, self.rng = data, config, scale, rng
         _, h, w = data.train.shape
-        self.crop = min(config.crop, (min(h, w) // 8) * 8)
+        multiple = 2 ** int(config.depth)
+        self.crop = min(config.crop, (min(h, w) // multiple) * multiple)
 
     def _window(self):
         _, h, w = self.data.train.shape
@@ -125,6 +129,8 @@ class _Sampler:
             t = int(rng.integers(len(frames)))
             p = rng.uniform(*self.config.thinning)
             x, y = scores.thinning_halves(frames[t, i : i + c, j : j + c], p, rng)
+            if self.config.family == "vst-unet":  # Poisson input at the thinned dose, target of the same mean
+                x, y = x * p, y * p
         else:
             t = int(rng.integers(len(frames)))
             y = frames[t, i : i + c, j : j + c]
@@ -171,7 +177,8 @@ def criterion_for(data: AdaptData) -> Callable[[scores.Restore], float]:
         return lambda restore: float(np.mean([scores.paired_error(restore, held[t], held[t + 1])
                                               for t in range(0, len(held), 2)]))
     if data.method == "thinning":
-        return lambda restore: float(np.mean([scores.thinned_error(restore, f, seed=t) for t, f in enumerate(held)]))
+        return lambda restore: float(np.mean([scores.thinned_error(restore, f, fraction=THINNED_FRACTION, seed=t)
+                                              for t, f in enumerate(held)]))
     return lambda restore_blind: float(np.mean([scores.blind_spot_error(restore_blind, f) for f in held]))
 
 
@@ -180,6 +187,18 @@ def classical_for(data: AdaptData, config: AdaptConfig) -> ClassicalChoice:
     if data.method == "blindspot":
         return choose_blind(data.held_out, data.half_width)
     return choose(criterion_for(data), with_nlm=config.classical_nlm)
+
+
+def build_network(config: AdaptConfig):
+    """The untrained network ``config`` describes (:class:`~emdenoise.models.adapt_unet.AdaptUNet`
+    or, for ``family="vst-unet"``, :class:`~emdenoise.models.vst_unet.VstUNet`)."""
+    if config.family == "vst-unet":
+        from emdenoise.models.vst_unet import VstUNet
+
+        return VstUNet(config.width, config.depth)
+    from emdenoise.models.adapt_unet import AdaptUNet
+
+    return AdaptUNet(config.width, config.depth)
 
 
 def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None = None,
@@ -205,25 +224,28 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
     """
     import torch
 
-    from emdenoise.models.adapt_unet import AdaptUNet
-
     torch.set_num_threads(max(1, int(config.threads)))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    scale = float(max(data.train.mean(), 1e-3))
-    network = AdaptUNet(config.width)
+    # The VST U-Net stabilises counts itself: it must see them unscaled.
+    scale = 1.0 if config.family == "vst-unet" else float(max(data.train.mean(), 1e-3))
+    network = build_network(config)
     if init_state is not None:
         try:
             network.load_state_dict(init_state)
         except RuntimeError as error:
-            raise InvalidInput(f"the starting model does not fit width {config.width} ({error}); "
-                               "set --set width=<its width> or start from scratch.") from None
+            raise InvalidInput(f"the starting model does not fit a {config.family} of width {config.width} and depth "
+                               f"{config.depth} ({error}); set --set width=<its width> or start from scratch.") from None
     criterion = criterion_for(data)
     averaged = copy.deepcopy(network).eval()  # the weight average that is scored and kept
 
     def evaluate() -> float:
-        restore = (blind_restorer(averaged, scale, data.half_width) if data.method == "blindspot"
-                   else _restorer(averaged, scale))
+        if data.method == "blindspot":
+            return criterion(blind_restorer(averaged, scale, data.half_width))
+        restore = _restorer(averaged, scale)
+        if data.method == "thinning" and config.family == "vst-unet":
+            # the criterion feeds kept / 0.5; a VST network must see the thinned counts themselves
+            return criterion(lambda image: restore(image * THINNED_FRACTION) / THINNED_FRACTION)
         return criterion(restore)
 
     on_event({"kind": "status", "message": "tuning classical-auto on the held-out strip"})

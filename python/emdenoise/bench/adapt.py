@@ -11,7 +11,9 @@ With ``--pair FILE`` (two frames of one field, e.g. the SerialEM HAADF pair of
   ``classical-auto`` model, whose frames each choose their sigma;
 * **adapt, pair**: trained on the left halves of both frames;
 * **adapt, single frame**: trained on the left half of frame 1 alone (no partner), so a
-  frame's own data are all it had.
+  frame's own data are all it had;
+* with ``--from MODEL`` every adapt run starts from that model, which also gets a row as
+  shipped.
 
 The adapted models run as the engine serves them (ONNX Runtime, tiled). Each row gives its
 error and its ratio to the oracle Gaussian. ``--single FILE`` adapts on a lone frame and
@@ -39,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a lone frame to adapt on and score by the no-truth criterion (repeatable)")
     p.add_argument("--minutes", type=float, default=10.0, help="training time of each adapt run (default 10)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="adapt settings (repeatable)")
+    p.add_argument("--from", dest="from_model", metavar="MODEL",
+                   help="start every adapt run from this model (e.g. sim-vstunet32-stem-r1); the model as shipped "
+                        "gets its own row")
     p.add_argument("--runs", default="pair,single", help="with --pair: the adapt runs, of pair and single "
                    "(default both; 'none' scores the classical rows only)")
     p.add_argument("--out", type=Path, required=True, help="folder for models, jobs and adapt.json / adapt.md")
@@ -103,6 +108,10 @@ def pair_rows(path: Path, out: Path, settings: dict[str, Any], *, runs: set[str]
                  "seconds": round(time.monotonic() - started, 1)})
     rows.append({"method": "classical-auto as served (sigma chosen per frame by the blind-spot error)",
                  "error": on_right(classical.gaussian_auto)})
+    prior = settings.get("from_model")
+    if prior:
+        rows.append({"method": f"{prior} as shipped (the starting point, not adapted)", "error": on_right(_served(prior, out)),
+                     "model": prior})
     stamp = time.strftime("%Y%m%d%H%M%S")
     planned = {"pair": ([left[0], left[1]], "left halves of both frames"), "single": ([left[0]], "left half of frame 1 alone")}
     for kind, (frames, what) in planned.items():
@@ -162,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give --pair FILE (two frames of one field) and/or --single FILE.")
     settings = key_value_settings(args.set, "--set", "width=32")
     settings["max_seconds"] = 60.0 * args.minutes
+    if args.from_model:
+        settings["from_model"] = args.from_model
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"minutes": args.minutes, "settings": settings}
     if args.pair:

@@ -116,8 +116,8 @@ def _train_adapt(job: Job, should_stop):
     config = AdaptConfig.from_dict(request["config"])
     init = None
     if request.get("from_model"):
-        init, width = initial_state(request["from_model"], [Path(request["models_dir"]), bundled_models_dir()])
-        config.width = width
+        init, spec = initial_state(request["from_model"], [Path(request["models_dir"]), bundled_models_dir()])
+        config.width, config.depth, config.family = spec["width"], spec["depth"], spec["family"]
     _running(job, f"adapting {request['model_id']} ({data.method}) on {len(data.train)} frame(s)")
     result = train_adapt(data, config, init_state=init, on_event=job.append_event, should_stop=should_stop)
     if should_stop():

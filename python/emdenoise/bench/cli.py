@@ -41,6 +41,8 @@ SUBVERBS = (
          "emdenoise.bench.dask_cluster:register"),
     Verb("load", "16 clients x 20 stacks, server killed and restarted midway; memory after cancelled uploads; SIGTERM time",
          "emdenoise.bench.load:register"),
+    Verb("bioimageio", "export every shipped ONNX denoiser as a bioimage.io package and run bioimageio.core's test on it",
+         "emdenoise.bench.bioimageio:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
 )

@@ -7,6 +7,7 @@ No gRPC here (ARCHITECTURE.md): the server, the CLI's embedded mode and scripts 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -27,6 +28,28 @@ log = logging.getLogger(__name__)
 DEFAULT_TILE = 512
 DEFAULT_BATCH = 8
 MIN_TILE = 64
+#: Memory one model call may take (ONNX Runtime's activations for a batch of windows):
+#: tiles are chosen to fit it, whole frames when they do. ``$EMDENOISE_MEMORY_BUDGET_MB``
+#: or ``Engine(memory_budget=...)`` change it; results do not depend on it.
+DEFAULT_MEMORY_BUDGET = 2 << 30
+#: Working memory per window pixel when the card gives no ``tile.bytes_per_pixel``:
+#: measured 1110 B/px for sbd-unet32-hrtem (32 channels at full resolution, ONNX Runtime's
+#: arena) on 1280x1280 windows; a generous bound for the smaller graphs.
+DEFAULT_BYTES_PER_PIXEL = 1152
+
+
+def default_memory_budget() -> int:
+    """Bytes one model call may use: ``$EMDENOISE_MEMORY_BUDGET_MB`` or :data:`DEFAULT_MEMORY_BUDGET`."""
+    value = os.environ.get("EMDENOISE_MEMORY_BUDGET_MB", "").strip()
+    if value:
+        try:
+            megabytes = float(value)
+        except ValueError:
+            raise InvalidInput(f"EMDENOISE_MEMORY_BUDGET_MB={value!r} is not a number of megabytes.") from None
+        if not 16 <= megabytes <= 1 << 24:
+            raise InvalidInput(f"EMDENOISE_MEMORY_BUDGET_MB={value} is out of range; give 16 to {1 << 24} megabytes.")
+        return int(megabytes * (1 << 20))
+    return DEFAULT_MEMORY_BUDGET
 
 
 class JobCancelled(Exception):
@@ -45,7 +68,11 @@ class Engine:
     batch_size : int
         Tiles per ONNX Runtime call; halved automatically when memory runs out.
     tile_size : int, optional
-        Largest core tile side; default from each card (512 when the card says nothing).
+        Largest core tile side for every model. Default: chosen per frame (see
+        :meth:`tile_plan`): the least halo work within ``memory_budget``, whole frames when
+        they fit. The output is the same either way.
+    memory_budget : int, optional
+        Bytes one model call may take; default :func:`default_memory_budget`.
 
     Examples
     --------
@@ -61,12 +88,14 @@ class Engine:
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH,
         tile_size: int | None = None,
+        memory_budget: int | None = None,
     ):
         self.repository = ModelRepository(model_dirs)
         self.providers = providers_for(device)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.batch_size = max(int(batch_size), 1)
         self.tile_size = check_job_options(tile_size=tile_size)["tile_size"]
+        self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget()
         self._backends: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -157,23 +186,47 @@ class Engine:
         return mapping.inverse(result, where=where)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
-        """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`)."""
+        """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`).
+
+        Classical models run whole frames. ``global`` models keep their card's tile size
+        (their output depends on the tile, so the cut is part of the model). Other models
+        take ``tile_size`` (this call's, else the engine's) when one is given; otherwise the
+        cut with the least halo work whose window fits :meth:`window_budget`, which is the
+        whole frame when it fits. The halo covers the receptive field and core origins stay
+        on the pooling grid, so every cut gives the same output.
+        """
         if card.backend == "classical":
             return tiling.plan_tiles(shape, tile_size=max(shape), halo=0)
         tile = card.tile
-        size = int(tile_size or self.tile_size or tile.get("size") or DEFAULT_TILE)
+        multiple = int(tile.get("multiple_of", 1))
+        size = tile_size or self.tile_size
         if card.is_global:
             halo = int(tile.get("overlap", 0))
-        else:
-            halo = card.receptive_field // 2
-        return tiling.plan_tiles(shape, tile_size=size, halo=halo, multiple_of=int(tile.get("multiple_of", 1)))
+            return tiling.plan_tiles(shape, tile_size=int(size or tile.get("size") or DEFAULT_TILE), halo=halo,
+                                     multiple_of=multiple)
+        halo = card.receptive_field // 2
+        if size:
+            return tiling.plan_tiles(shape, tile_size=int(size), halo=halo, multiple_of=multiple)
+        return tiling.plan_within(shape, halo=halo, multiple_of=multiple, max_window_pixels=self.window_budget(card),
+                                  min_side=MIN_TILE)
+
+    def window_budget(self, card: ModelCard) -> int:
+        """Largest window (pixels, halo included) one call may take within the memory budget;
+        never less than the card's own tile with its halo."""
+        tile = card.tile
+        per_pixel = float(tile.get("bytes_per_pixel") or DEFAULT_BYTES_PER_PIXEL)
+        side = int(tile.get("size") or DEFAULT_TILE) + 2 * ((card.receptive_field or 0) // 2)
+        return max(int(self.memory_budget / per_pixel), side * side)
 
     def _run_tiled(self, frame: np.ndarray, card: ModelCard, *, tile_size: int | None = None,
                    cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         """Run all tiles; when memory runs out, halve the batch, then the tile size (CSBDeep habit)."""
         backend = self._backend(card)
         plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
+        # As many windows per call as the budget holds (a batch of 8 large tiles took ~8 GB).
         batch_size = self.batch_size
+        if card.backend != "classical":
+            batch_size = min(batch_size, max(self.window_budget(card) // (plan.window[0] * plan.window[1]), 1))
         while True:
             try:
                 return self._run_plan(frame, plan, backend, batch_size, cancelled)

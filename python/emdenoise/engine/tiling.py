@@ -6,6 +6,11 @@ reflection of it (seed 001, sec. 3.2: "reflection padding"); the halo is cropped
 output. For a model whose receptive field fits inside the halo the stitched result equals
 the untiled one. Tiles have one shape per (model, frame size), so ONNX Runtime does not
 re-plan for every input.
+
+:func:`plan_within` chooses the tiles itself: the cut whose windows hold the fewest pixels
+in all (least halo work) among those whose largest window fits a pixel budget, so a frame
+that fits runs whole. Because every core origin is a multiple of the pooling multiple and
+the halo covers the receptive field, the stitched output is the same whatever cut is chosen.
 """
 
 from __future__ import annotations
@@ -72,6 +77,76 @@ def plan_tiles(shape: tuple[int, int], *, tile_size: int, halo: int, multiple_of
     starts = [range(0, length, side) for length, side in zip(shape, core)]
     tiles = tuple(Tile(y, x) for y in starts[0] for x in starts[1])
     return TilePlan(tuple(shape), core, int(halo), multiple, tiles)  # type: ignore[arg-type]
+
+
+def plan_with_core(shape: tuple[int, int], core: tuple[int, int], *, halo: int, multiple_of: int = 1) -> TilePlan:
+    """Plan tiles of exactly ``core`` (each side a multiple of ``multiple_of``, clipped to the frame)."""
+    multiple = max(int(multiple_of), 1)
+    core = tuple(min(_round_up(max(int(c), 1), multiple), _round_up(length, multiple)) for c, length in zip(core, shape))
+    starts = [range(0, length, side) for length, side in zip(shape, core)]
+    tiles = tuple(Tile(y, x) for y in starts[0] for x in starts[1])
+    return TilePlan(tuple(shape), core, int(halo), multiple, tiles)  # type: ignore[arg-type]
+
+
+def work_pixels(plan: TilePlan) -> int:
+    """Pixels the model computes for one frame: every tile's whole window."""
+    return len(plan.tiles) * plan.window[0] * plan.window[1]
+
+
+def halo_fraction(plan: TilePlan) -> float:
+    """Share of the computed pixels that are halo or padding (0 when nothing is wasted)."""
+    return 1.0 - plan.shape[0] * plan.shape[1] / work_pixels(plan)
+
+
+def _cuts(length: int, multiple: int, min_side: int) -> list[int]:
+    """Distinct core sides (multiples of ``multiple``, at least ``min_side`` unless the frame is
+    smaller) that cut ``length`` into 1, 2, 3... equal tiles."""
+    sides = []
+    for count in range(1, max(length // max(min_side, multiple), 1) + 1):
+        side = _round_up(-(-length // count), multiple)
+        if side not in sides and -(-length // side) == count:
+            sides.append(side)
+    return sides
+
+
+def plan_within(shape: tuple[int, int], *, halo: int, multiple_of: int = 1, max_window_pixels: int,
+                min_side: int = 64) -> TilePlan:
+    """The cut of ``shape`` with the least halo work whose windows hold at most ``max_window_pixels``.
+
+    Each axis is cut into n equal cores (rounded up to ``multiple_of``); among the cuts whose
+    window fits the budget the one computing the fewest pixels wins (ties: fewer tiles).
+    A whole frame that fits is one tile. When not even the smallest cut fits, the smallest
+    window is used (the engine's out-of-memory retry still shrinks further).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Frame height and width.
+    halo : int
+        Margin on every side (receptive-field radius).
+    multiple_of : int
+        Core sides and windows are multiples of this (pooling networks need it).
+    max_window_pixels : int
+        Largest window (height x width, halo included) one model call may take.
+    min_side : int
+        Smallest core side considered (bounds the search on huge frames).
+
+    Returns
+    -------
+    TilePlan
+    """
+    multiple = max(int(multiple_of), 1)
+    best = None
+    for core_y in _cuts(shape[0], multiple, min_side):
+        window_y = _round_up(core_y + 2 * halo, multiple)
+        for core_x in _cuts(shape[1], multiple, min_side):
+            window_x = _round_up(core_x + 2 * halo, multiple)
+            count = -(-shape[0] // core_y) * -(-shape[1] // core_x)
+            fits = window_y * window_x <= max_window_pixels
+            key = (not fits, count * window_y * window_x if fits else window_y * window_x, count)
+            if best is None or key < best[0]:
+                best = (key, (core_y, core_x))
+    return plan_with_core(shape, best[1], halo=halo, multiple_of=multiple)
 
 
 def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:

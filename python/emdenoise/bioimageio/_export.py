@@ -475,7 +475,9 @@ def _build(spec, content: dict, root: Path):
     return descr
 
 
-def check_package(source: str | Path, *, devices: tuple[str, ...] = ("cpu",)) -> tuple[bool, list[str]]:
+def check_package(
+    source: str | Path, *, devices: tuple[str, ...] = ("CPUExecutionProvider",)
+) -> tuple[bool, list[str]]:
     """Run bioimageio.core's test on a package (rdf.yaml, its folder or a zip), offline.
 
     Parameters
@@ -483,7 +485,8 @@ def check_package(source: str | Path, *, devices: tuple[str, ...] = ("cpu",)) ->
     source : path-like
         The package's ``rdf.yaml``, its folder or its zip file.
     devices : tuple of str
-        Devices bioimageio.core may use (default CPU, so no CUDA library is probed).
+        What bioimageio.core may run the ONNX weights on; for ONNX these are ONNX Runtime
+        provider names (default the CPU one, so no CUDA library is probed).
 
     Returns
     -------
@@ -492,9 +495,6 @@ def check_package(source: str | Path, *, devices: tuple[str, ...] = ("cpu",)) ->
     """
     _spec.require("bioimageio.spec")
     core = _spec.require("bioimageio.core")
-    import onnxruntime
-
-    onnxruntime.set_default_logger_severity(3)  # bioimageio.core asks for every provider; CPU-only hosts log errors
     source = Path(source)
     if source.is_dir():
         source = source / "rdf.yaml"

@@ -60,20 +60,31 @@ def _set_symbolic_dims(value: onnx.ValueInfoProto, dims: Sequence[str | int]) ->
             entry.dim_value = int(dim)
 
 
+def _fresh(base: str, used: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... when a graph wrapped before already uses it."""
+    name, index = base, 0
+    while name in used:
+        index += 1
+        name = f"{base}_{index}"
+    return name
+
+
 def _wrap(model: onnx.ModelProto, before: list, after: list, initializers: list, *, dims_in, dims_out) -> onnx.ModelProto:
     """Put ``before`` ahead of the graph and ``after`` behind it, keeping the io names."""
     wrapped = onnx.ModelProto()
     wrapped.CopyFrom(model)
     name_in, name_out = graph_io_names(wrapped)
     graph = wrapped.graph
+    used = {name for node in graph.node for name in list(node.input) + list(node.output)}
+    pre, post = _fresh("emdenoise_pre", used), _fresh("emdenoise_post", used)
     if before:
-        _rename(wrapped, name_in, "emdenoise_pre", inputs=True)
-        before[-1].output[:] = ["emdenoise_pre"]
+        _rename(wrapped, name_in, pre, inputs=True)
+        before[-1].output[:] = [pre]
         before[0].input[0] = name_in
     if after:
-        _rename(wrapped, name_out, "emdenoise_post", inputs=False)
-        _rename(wrapped, name_out, "emdenoise_post", inputs=True)
-        after[0].input[0] = "emdenoise_post"
+        _rename(wrapped, name_out, post, inputs=False)
+        _rename(wrapped, name_out, post, inputs=True)
+        after[0].input[0] = post
         after[-1].output[:] = [name_out]
     nodes = before + list(graph.node) + after
     del graph.node[:]

@@ -1,0 +1,45 @@
+"""``emdenoise bench engine`` (issue 20, item 7) on a tiny job: every figure is there, and
+``--baseline REV`` really runs REV's code from a temporary venv (not this tree's).
+
+Speed claims come from the benchmark's own figures (docs/benchmarks.md), never from here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emdenoise.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_engine_times_this_tree_and_a_baseline_commit(tmp_path, capsys):
+    out = tmp_path / "engine.json"
+    code = main(["bench", "engine", "--model", "ede-kernel-tem-3", "--size", "64", "--frames", "1", "--rounds", "1",
+                 "--clients", "1,2", "--requests", "1", "--baseline", "HEAD", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for words in ("in-process MP/s", "gRPC MP/s", "shared-memory MP/s", "not built", "halo fraction",
+                  "latency p50/p95, 1 clients", "latency p50/p95, 2 clients", "peak RSS server", "vs baseline"):
+        assert words in printed
+    report = json.loads(out.read_text())
+    model = report["models"]["ede-kernel-tem-3"]
+    versions = list(model["raw"])
+    assert versions[0] == "this tree" and versions[1].startswith("HEAD")
+    here = Path(__file__).resolve().parents[1] / "python"
+    for version, rows in model["raw"].items():
+        jobs = rows["inproc"] + rows["grpc"] + rows["latency"]
+        assert jobs and all("error" not in job for job in jobs), jobs
+        files = {Path(job["emdenoise_file"]).resolve() for job in jobs}
+        from_tree = {f.is_relative_to(here) for f in files}
+        assert from_tree == {version == "this tree"}, (version, files)  # the baseline ran its own installed copy
+        summary = model["summary"][version]
+        assert len(summary["digests"]) == 1  # in-process and gRPC give the same bytes
+        assert summary["in_process_mpix_s"] > 0 and summary["grpc_mpix_s"] > 0
+        assert {"1", "2"} == set(summary["latency"])
+        assert summary["latency"]["2"]["requests"] == 2 and summary["latency"]["2"]["errors"] == 0
+        assert 0 <= summary["halo_fraction"] < 0.2 and summary["peak_rss_mib_server"] > 0
+    assert model["comparison"]["verdict"]

@@ -261,7 +261,8 @@ def test_outputs_are_written_with_provenance_and_refuse_to_overwrite(tmp_path):
         np.testing.assert_array_equal(tif.asarray(), result.llr_map)
         assert "emdenoise.estimate = test" in tif.imagej_metadata["Info"]
     lines = written["table"].read_text().splitlines()
-    assert lines[0].startswith("id,row,col,radius,pixels,intensity,observed,llr,llr_per_pixel,power,supported")
+    assert lines[0].startswith("id,row,col,radius,pixels,intensity,observed,llr,llr_per_pixel,power,vacuum_rate,significance,"
+                               "decision,supported")
     assert len(lines) == 1 + len(result.regions)
     from emdenoise.errors import UserError
 

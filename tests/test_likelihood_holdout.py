@@ -39,8 +39,9 @@ def test_vacuum_strip_beside_a_lattice_at_1_8_counts_is_found():
 
 
 def test_held_out_counts_flag_noise_blobs_in_the_vacuum():
-    """Same counts: ~0 % of the vacuum blobs unsupported; held-out half: ~72 % (the issue's bar is 95 %,
-    not met by this smoothing estimate on this frame; see ``emdenoise bench likelihood``)."""
+    """Same counts: 59 % of the vacuum blobs not supported even with the 5 % significance decision (the
+    estimate's blobs are fitted to the counts they are tested on); held-out half: 97 % (the issue's bar,
+    95 %, is the decision's significance; see ``emdenoise bench likelihood``)."""
     clean, noisy = strip_lattice()
     client = EmbeddedClient(device="cpu")
     fractions = {}
@@ -53,5 +54,5 @@ def test_held_out_counts_flag_noise_blobs_in_the_vacuum():
             np.mean([r.supported for r in columns]),
         )
     print(fractions)
-    assert fractions["none"][0] < 0.05 and fractions["thin"][0] > 0.6
+    assert fractions["none"][0] < 0.75 and fractions["thin"][0] >= 0.95
     assert fractions["thin"][1] > 0.85  # decided lattice columns stay supported

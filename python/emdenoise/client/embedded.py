@@ -84,15 +84,18 @@ class EmbeddedClient:
         modality: str = "any",
         gain: float | None = None,
         offset: float | None = None,
+        estimate_frame: np.ndarray | None = None,
         **settings,
     ):
+        """Likelihood map of ``noisy`` (seed 003, sec. 3); ``estimate_frame``: another frame of
+        the same area that the model's estimate is made from (see :func:`run_likelihood`)."""
         from emdenoise.likelihood import LikelihoodSettings
         from emdenoise.likelihood.job import resolve_estimator, run_likelihood
 
         card = resolve_estimator(self.engine, denoised, model_id, modality)
         return run_likelihood(
             self.engine, noisy, denoised, card=card, gain=gain, offset=offset,
-            settings=LikelihoodSettings.from_options(**settings),
+            settings=LikelihoodSettings.from_options(**settings), estimate_frame=estimate_frame,
         )
 
     def encode(self, frames: Iterable[np.ndarray], model_id: str, *, frame_count: int = 0) -> DenoiseJob:

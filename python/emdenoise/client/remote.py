@@ -11,7 +11,7 @@ import numpy as np
 from emdenoise.engine.validation import check_job_options
 from emdenoise.client.grpc_errors import user_error
 from emdenoise.client.security import CALL_TIMEOUT, STREAM_TIMEOUT, open_channel, resolve
-from emdenoise.errors import UserError
+from emdenoise.errors import InvalidInput, UserError
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 from emdenoise.wire import FrameAssembler, frame_to_chunks
@@ -133,13 +133,32 @@ class RemoteClient:
         modality: str = "any",
         gain: float | None = None,
         offset: float | None = None,
+        estimate_frame: np.ndarray | None = None,
         **settings,
     ):
         """Likelihood map of ``noisy`` (seed 003, sec. 3): with ``denoised``, or the estimate of
         ``model_id``; ``settings`` are :class:`emdenoise.likelihood.LikelihoodSettings` fields.
-        Returns a :class:`emdenoise.likelihood.LikelihoodResult`."""
+        ``estimate_frame``: another frame of the same area; the model's estimate is made from it
+        (Denoise RPC) and sent as the given estimate, so the server tests counts it never saw
+        (it then locates the vacuum on the tested frame). Returns a
+        :class:`emdenoise.likelihood.LikelihoodResult`."""
         from emdenoise.likelihood import LikelihoodSettings
         from emdenoise.likelihood.messages import options_message, request_messages, result_from_responses
+
+        if estimate_frame is not None:
+            from emdenoise.likelihood.holdout import second_frame_estimate
+
+            if denoised is not None:
+                raise InvalidInput("give either a denoised frame or a second frame to make the estimate from, not both; drop one.")
+            g = 1.0 if gain is None else float(gain)
+            o = 0.0 if offset is None else float(offset)
+            denoised = second_frame_estimate(
+                lambda counts: (np.asarray(next(iter(self.denoise([np.asarray(counts * g + o, np.float32)], model_id, modality=modality, gain=gain,
+                                                               offset=offset))), np.float64) - o) / g,
+                (np.asarray(estimate_frame, np.float64) - o) / g, (np.asarray(noisy, np.float64) - o) / g,
+            ) * g + o
+            denoised = denoised.astype(np.float32)
+            model_id = None
 
         options = options_message(
             LikelihoodSettings.from_options(**settings), model_id=model_id, modality=modality, gain=gain, offset=offset

@@ -1,5 +1,10 @@
 """``emdenoise likelihood NOISY [--denoised FILE | --model ID] -o OUT``: likelihood maps (seed 003, sec. 3).
 
+With a model, the estimate never sees the counts it is tested on: a second frame of the
+same area (``--test-frame N`` of the same stack, or ``--test-file FILE``) is tested against
+the estimate of ``--frame``; without one, the frame's counts are split by binomial
+thinning (``--holdout thin``).
+
 Writes into the folder OUT: ``<stem>_llr.tif`` (float32 map, NaN outside the column
 regions), ``<stem>_llr-overlay.png`` (red: supported, blue: contradicted),
 ``<stem>_llr-preview.png`` (the overlay on the estimate), ``<stem>_llr-regions.csv``
@@ -35,7 +40,15 @@ def register(subparsers) -> None:
     source.add_argument("--model", help="denoise NOISY with this model (default: the modality's default)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--modality", default="any", choices=MODALITIES, help="picks the default model")
-    p.add_argument("--frame", type=int, default=0, help="frame of a stack to test (0-based, default 0)")
+    p.add_argument("--frame", type=int, default=0,
+                   help="frame of a stack to test (0-based, default 0); with --test-frame/--test-file, the frame the "
+                   "model's estimate is made from")
+    p.add_argument("--test-frame", type=int, metavar="N",
+                   help="test frame N of the same stack (or of --test-file) against the estimate of --frame: "
+                   "a second exposure of the same area, so no thinning is needed")
+    p.add_argument("--test-file", type=Path, metavar="FILE",
+                   help="a second exposure of the same area (aligned, same size and calibration) to test against "
+                   "the estimate of NOISY's --frame")
     p.add_argument("--gain", type=float, help="detector reading per electron")
     p.add_argument("--offset", type=float, help="detector reading at zero electrons")
     defaults = LikelihoodSettings()
@@ -47,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-sigma", type=float, default=defaults.max_sigma, help="largest column scale, pixels")
     p.add_argument("--threshold", type=float, default=defaults.threshold, help="blob detection threshold (contrast)")
     p.add_argument("--map-units", default=defaults.map_units, choices=MAP_UNITS, help="map value per region")
+    p.add_argument("--holdout", default=defaults.holdout, choices=("thin", "none"),
+                   help="one frame with a model: thin (default) estimates from a binomial half of the counts and tests "
+                   "the other half; none tests the counts the estimate was made from (biased towards supported)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_connection_arguments(p)
     p.set_defaults(func=run)
@@ -74,28 +90,42 @@ def run(args) -> int:
     from emdenoise.likelihood.export import write_outputs
 
     noisy, metadata, count = read_frame(args.noisy, args.frame)
-    denoised = None
-    if args.denoised is not None:
+    denoised = estimate_frame = None
+    tested = args.frame
+    if args.test_frame is not None or args.test_file is not None:
+        if args.denoised is not None:
+            raise UserError("--test-frame/--test-file test a second frame against a model's estimate; drop --denoised "
+                            "(or give the estimate of the tested frame with --denoised and no second frame).")
+        tested = args.test_frame if args.test_frame is not None else 0
+        if args.test_file is None and tested == args.frame:
+            raise UserError(f"--test-frame {tested} is the frame the estimate is made from (--frame {args.frame}); "
+                            "pick another frame of the stack.")
+        estimate_frame = noisy
+        noisy, _, _ = read_frame(args.test_file or args.noisy, tested, single_ok=args.test_file is not None)
+    elif args.denoised is not None:
         denoised, _, _ = read_frame(args.denoised, args.frame, single_ok=True)
     gain = args.gain if args.gain is not None else metadata.gain
     offset = args.offset if args.offset is not None else metadata.offset
     settings = dict(
         polarity=args.polarity, vacuum=args.vacuum, vacuum_level=args.vacuum_level, min_sigma=args.min_sigma,
-        max_sigma=args.max_sigma, threshold=args.threshold, map_units=args.map_units,
+        max_sigma=args.max_sigma, threshold=args.threshold, map_units=args.map_units, holdout=args.holdout,
     )
     LikelihoodSettings.from_options(**settings)  # bad options fail before a server is contacted
     with client_from_args(args) as client:
+        extra = {} if estimate_frame is None else {"estimate_frame": estimate_frame}
         result = client.likelihood(
-            noisy, denoised, args.model, modality=args.modality, gain=gain, offset=offset, **settings
+            noisy, denoised, args.model, modality=args.modality, gain=gain, offset=offset, **settings, **extra
         )
-    stem = args.noisy.stem if count == 1 else f"{args.noisy.stem}_frame{args.frame}"
+    source = args.test_file or args.noisy
+    stem = source.stem if count == 1 and args.test_frame is None else f"{source.stem}_frame{tested}"
     provenance = {
         "likelihood": "seed 003 sec. 3: Poisson log-likelihood ratio, column vs vacuum, per region",
         "estimate": result.info.get("model_id") or (args.denoised.name if args.denoised else ""),
         "graph_sha256": result.info.get("graph_sha256") or "none",
         "version": result.info.get("emdenoise_version", ""),
-        "source": args.noisy.name,
-        "frame": str(args.frame),
+        "source": source.name,
+        "frame": str(tested),
+        "estimate_from": "" if estimate_frame is None else f"{args.noisy.name} frame {args.frame}",
         "gain": "counts as given" if gain is None and offset is None else f"{gain if gain is not None else 1:g}",
         "offset": "counts as given" if gain is None and offset is None else f"{offset if offset is not None else 0:g}",
         "vacuum_level": f"{result.vacuum_level:.6g} counts/px",
@@ -104,8 +134,10 @@ def run(args) -> int:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     written = write_outputs(result, args.output, stem, metadata=metadata, provenance=provenance, overwrite=args.overwrite)
-    if count > 1:
-        print(f"tested frame {args.frame} of {count}; pick another with --frame.")
+    if estimate_frame is not None:
+        print(f"tested {source.name} frame {tested} against the estimate of {args.noisy.name} frame {args.frame}.")
+    elif count > 1:
+        print(f"tested frame {args.frame} of {count}; pick another with --frame, or test a second frame with --test-frame.")
     print(result.message)
     for path in written.values():
         print(path)

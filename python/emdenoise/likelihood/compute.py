@@ -17,7 +17,7 @@ import numpy as np
 from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.counts import counts_calibration, to_counts
 from emdenoise.likelihood.holdout import HOLDOUTS
-from emdenoise.likelihood.poisson import region_llrs, support_probability
+from emdenoise.likelihood.poisson import SIGNIFICANCE, decide, decision_power, region_llrs, tail_p_values
 from emdenoise.likelihood.regions import (
     MIN_VACUUM_PIXELS,
     Blob,
@@ -33,6 +33,7 @@ MAP_UNITS = ("per-pixel", "total")
 
 #: Power (:attr:`Region.power`) from which a region's test counts as decisive.
 DECISIVE_POWER = 0.95
+
 
 #: Label of vacuum pixels in :attr:`LikelihoodResult.labels` (columns are 1..K, 0 is neither).
 VACUUM_LABEL = -1
@@ -69,6 +70,11 @@ class LikelihoodSettings:
     split : float
         Share of the counts the thinned estimate is made from (``p``; the test half has
         dose ``(1 - p) x``).
+    significance : float
+        Significance of each region's decision (:func:`emdenoise.likelihood.poisson.decide`):
+        the largest chance that a region whose counts are vacuum comes out ``supported``
+        (or a real column at the estimate's intensity ``contradicted``). Library use only:
+        the LikelihoodMap RPC always uses the default.
     """
 
     polarity: str = "auto"
@@ -80,6 +86,7 @@ class LikelihoodSettings:
     map_units: str = "per-pixel"
     holdout: str = "thin"
     split: float = 0.5
+    significance: float = SIGNIFICANCE
 
     def __post_init__(self):
         choices = {"polarity": POLARITIES, "vacuum": VACUUM_METHODS, "map_units": MAP_UNITS, "holdout": HOLDOUTS}
@@ -93,6 +100,8 @@ class LikelihoodSettings:
             )
         if not self.threshold > 0:
             raise InvalidInput(f"the detection threshold must be positive, not {self.threshold:g}; correct --threshold.")
+        if not 0 < self.significance < 0.5:
+            raise InvalidInput(f"the significance must lie between 0 and 0.5, not {self.significance:g}; 0.05 is usual.")
         if not 0 < self.split < 1:
             raise InvalidInput(f"the split must lie between 0 and 1, not {self.split:g}; 0.5 halves the counts.")
         if self.vacuum_level is not None and not self.vacuum_level > 0:
@@ -135,10 +144,13 @@ class Region:
     llr_per_pixel : float
         ``llr / pixels``.
     power : float
-        Probability that the counts support the column (LLR > 0) if it really is there at
-        ``intensity``: :func:`~emdenoise.likelihood.poisson.support_probability` with the
-        true rate equal to hypothesis 1. Below :data:`DECISIVE_POWER` a negative LLR says
-        little (the column is too faint or too small for this dose), not that it is spurious.
+        Probability that the test says ``supported`` if the column really is there at
+        ``intensity`` (:func:`~emdenoise.likelihood.poisson.decision_power`). Low power
+        means the column is too faint or too small for this dose to be decided.
+    vacuum_rate : float
+        Hypothesis-2 rate the region was tested against [counts/px].
+    significance : float
+        Significance of :attr:`decision`.
     """
 
     id: int
@@ -151,11 +163,40 @@ class Region:
     llr: float
     llr_per_pixel: float
     power: float
+    vacuum_rate: float = float("nan")
+    significance: float = SIGNIFICANCE
+
+    @property
+    def count_sum(self) -> int:
+        """The region's observed counts (whole electrons)."""
+        return int(round(self.observed * self.pixels))
+
+    @property
+    def p_values(self) -> tuple[float, float]:
+        """``(p_vacuum, p_column)`` of :func:`~emdenoise.likelihood.poisson.tail_p_values`."""
+        if not np.isfinite(self.vacuum_rate):
+            return float("nan"), float("nan")
+        return tail_p_values(self.count_sum, self.pixels, self.intensity, self.vacuum_rate)
+
+    @property
+    def decision(self) -> str:
+        """``supported``, ``contradicted`` or ``undecided`` (:func:`~emdenoise.likelihood.poisson.decide`).
+
+        Without a vacuum rate (a region built by hand) the LLR's sign decides, as in seed 003.
+        """
+        if not np.isfinite(self.vacuum_rate):
+            return "supported" if self.llr > 0 else "contradicted"
+        return decide(self.count_sum, self.pixels, self.intensity, self.vacuum_rate, self.significance)
 
     @property
     def supported(self) -> bool:
-        """True when the counts favour the column over vacuum."""
-        return self.llr > 0
+        """True when the test rejects vacuum in favour of the column at the region's significance."""
+        return self.decision == "supported"
+
+    @property
+    def contradicted(self) -> bool:
+        """True when the test rejects the column in favour of vacuum."""
+        return self.decision == "contradicted"
 
 
 @dataclass
@@ -198,7 +239,7 @@ class LikelihoodResult:
 
     @property
     def supported_fraction(self) -> float:
-        """Fraction of regions with a positive log-likelihood ratio (NaN with no regions)."""
+        """Fraction of regions the test supports (NaN with no regions)."""
         if not self.regions:
             return float("nan")
         return sum(r.supported for r in self.regions) / len(self.regions)
@@ -228,7 +269,8 @@ class Detection:
     polarity: str
 
 
-def detect_regions(estimate: np.ndarray, settings: LikelihoodSettings | None = None) -> Detection:
+def detect_regions(estimate: np.ndarray, settings: LikelihoodSettings | None = None, *,
+                   counts: np.ndarray | None = None) -> Detection:
     """Find the vacuum and the column regions of a denoised estimate in counts.
 
     Parameters
@@ -236,6 +278,10 @@ def detect_regions(estimate: np.ndarray, settings: LikelihoodSettings | None = N
     estimate : ndarray
         Denoised frame in counts (float).
     settings : LikelihoodSettings, optional
+    counts : ndarray, optional
+        Whole counts of the same area for the ``flat`` vacuum finder
+        (:func:`emdenoise.likelihood.regions.flat_by_counts`); without them the vacuum is
+        found in the estimate.
 
     Returns
     -------
@@ -255,7 +301,7 @@ def detect_regions(estimate: np.ndarray, settings: LikelihoodSettings | None = N
     """
     settings = settings or LikelihoodSettings()
     d = np.asarray(estimate, dtype=np.float64)
-    vacuum = find_vacuum(d, method=settings.vacuum, scale=settings.max_sigma)
+    vacuum = find_vacuum(d, method=settings.vacuum, scale=settings.max_sigma, counts=counts)
     if settings.vacuum_level is not None:
         reference = float(settings.vacuum_level)
     elif vacuum.sum() >= MIN_VACUUM_PIXELS:
@@ -286,6 +332,7 @@ def likelihood_map(
     gain: float | None = None,
     offset: float | None = None,
     settings: LikelihoodSettings | None = None,
+    estimate_counts: np.ndarray | None = None,
 ) -> LikelihoodResult:
     """Likelihood map of a denoised frame against its raw counts (seed 003, sec. 3).
 
@@ -298,6 +345,12 @@ def likelihood_map(
     gain, offset : float, optional
         ``reading = offset + gain * electrons``; without them ``noisy`` must hold counts.
     settings : LikelihoodSettings, optional
+    estimate_counts : ndarray, optional
+        Whole counts the estimate was made from, when they are not ``noisy`` (the
+        estimate half of a thinned frame, or the other frame of a pair), scaled to
+        nothing: they only locate the vacuum (:func:`detect_regions`), so that the
+        vacuum's mean is measured on ``noisy`` pixels chosen without looking at them.
+        Without them the vacuum is located in the estimate alone (as before issue 21).
 
     Returns
     -------
@@ -337,7 +390,15 @@ def likelihood_map(
             f"the denoised frame is {d.shape[0]}x{d.shape[1]} but the noisy frame is {y.shape[0]}x{y.shape[1]}; "
             "give the denoised result of this very frame."
         )
-    found = detect_regions(d, settings)
+    locate = None if estimate_counts is None else np.asarray(estimate_counts, dtype=np.float64)
+    if locate is not None and locate.shape != y.shape:
+        raise InvalidInput(
+            f"the estimate's counts are {locate.shape[0]}x{locate.shape[1]} but the tested frame is "
+            f"{y.shape[0]}x{y.shape[1]}; give frames of the same area and size."
+        )
+    # The counts' vacuum test only on counts the test never sees: selecting the vacuum on the
+    # tested counts themselves would bias its mean (a given estimate keeps the estimate's test).
+    found = detect_regions(d, settings, counts=locate if settings.vacuum == "flat" else None)
     vacuum, labels, blobs, polarity = found.vacuum, found.labels.copy(), found.blobs, found.polarity
     # Blobs that the estimate put inside the vacuum stay in it: they are the ones on trial,
     # and cutting them out would keep only the vacuum's low-count pixels and bias its rate.
@@ -351,7 +412,7 @@ def likelihood_map(
                 "the vacuum holds no counts at all, so every column would be infinitely likely; "
                 "check --offset, or give --vacuum-level in counts/px."
             )
-    regions, llr_map = _test_regions(y, d, labels, blobs, vacuum_level, settings.map_units)
+    regions, llr_map = _test_regions(y, d, labels, blobs, vacuum_level, settings.map_units, settings.significance)
     labels = np.where(vacuum & (labels == 0), VACUUM_LABEL, labels).astype(np.int32)
     return LikelihoodResult(
         llr_map=llr_map,
@@ -362,11 +423,11 @@ def likelihood_map(
         vacuum_pixels=vacuum_pixels,
         polarity=polarity,
         map_units=settings.map_units,
-        message=summary_message(regions, polarity, vacuum_level),
+        message=summary_message(regions, polarity, vacuum_level, settings.significance),
     )
 
 
-def _test_regions(y, d, labels, blobs, vacuum_level, map_units) -> tuple[list[Region], np.ndarray]:
+def _test_regions(y, d, labels, blobs, vacuum_level, map_units, significance=SIGNIFICANCE) -> tuple[list[Region], np.ndarray]:
     """Fit the constant model per region and compute its log-likelihood ratio."""
     count = len(blobs)
     flat = labels.ravel()
@@ -388,7 +449,8 @@ def _test_regions(y, d, labels, blobs, vacuum_level, map_units) -> tuple[list[Re
                 id=new_id, row=blob.row, col=blob.col, radius=blob.radius, pixels=int(sizes[k]),
                 intensity=float(intensity[k]), observed=float(observed[k]),
                 llr=float(llr[k]), llr_per_pixel=float(llr[k] / sizes[k]),
-                power=support_probability(intensity[k], int(sizes[k]), intensity[k], vacuum_level),
+                power=decision_power(int(sizes[k]), intensity[k], vacuum_level, significance),
+                vacuum_rate=float(vacuum_level), significance=float(significance),
             )
         )
         values[new_id] = llr[k] / sizes[k] if map_units == "per-pixel" else llr[k]
@@ -396,20 +458,20 @@ def _test_regions(y, d, labels, blobs, vacuum_level, map_units) -> tuple[list[Re
     return regions, llr_map
 
 
-def summary_message(regions: list[Region], polarity: str, vacuum_level: float) -> str:
+def summary_message(regions: list[Region], polarity: str, vacuum_level: float, significance: float = SIGNIFICANCE) -> str:
     """One sentence on the outcome, for the CLI, the Fiji log and the RPC summary."""
     if not regions:
         return (
             f"no atom columns were detected in the denoised image (vacuum {vacuum_level:.3g} counts/px); "
             "the map is empty - lower the detection threshold or widen the blob sizes if columns are visible."
         )
-    supported = sum(r.supported for r in regions)
+    decisions = [r.decision for r in regions]
+    supported, contradicted = decisions.count("supported"), decisions.count("contradicted")
+    undecided = decisions.count("undecided")
     faint = sum(r.power < DECISIVE_POWER for r in regions)
-    undecided = (
-        f"; {faint} too faint to decide at this dose (power < {DECISIVE_POWER:.0%}, see the table)"
-        if faint else ""
-    )
     return (
-        f"{len(regions)} {polarity} column regions tested against vacuum at {vacuum_level:.3g} counts/px: "
-        f"{supported} supported by the counts (LLR > 0), {len(regions) - supported} contradicted (LLR <= 0){undecided}."
+        f"{len(regions)} {polarity} column regions tested against vacuum at {vacuum_level:.3g} counts/px "
+        f"(likelihood-ratio test, significance {significance:g}): {supported} supported by the counts, "
+        f"{contradicted} contradicted, {undecided} undecided (too few counts or too little contrast to tell)"
+        + (f"; {faint} too faint to decide at this dose (power < {DECISIVE_POWER:.0%}, see the table)." if faint else ".")
     )

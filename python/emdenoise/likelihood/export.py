@@ -15,12 +15,15 @@ from emdenoise.errors import UserError
 from emdenoise.likelihood.compute import VACUUM_LABEL, LikelihoodResult, Region
 from emdenoise.likelihood.overlay import colour_limit, overlay_rgba, preview_rgb, region_rgba
 
-TABLE_COLUMNS = tuple(f.name for f in fields(Region)) + ("supported",)
+TABLE_COLUMNS = tuple(f.name for f in fields(Region)) + ("decision", "supported")
 
 
 def region_rows(result: LikelihoodResult) -> list[dict]:
     """The region table as dictionaries (``TABLE_COLUMNS``), one per column region."""
-    return [{**{name: getattr(r, name) for name in TABLE_COLUMNS[:-1]}, "supported": r.supported} for r in result.regions]
+    return [
+        {**{name: getattr(r, name) for name in TABLE_COLUMNS[:-2]}, "decision": r.decision, "supported": r.supported}
+        for r in result.regions
+    ]
 
 
 def write_table(path: str | os.PathLike, result: LikelihoodResult) -> Path:

@@ -58,7 +58,8 @@ def thin_counts(counts: np.ndarray, fraction: float = 0.5, *, seed: int = THINNI
     return first.astype(np.int32), (y - first).astype(np.int32)
 
 
-def thinned_estimate(denoise, counts: np.ndarray, fraction: float = 0.5, *, seed: int = THINNING_SEED):
+def thinned_estimate(denoise, counts: np.ndarray, fraction: float = 0.5, *, seed: int = THINNING_SEED,
+                     with_estimate_counts: bool = False):
     """Denoise one half of the counts, return the other half and the estimate at its dose.
 
     Parameters
@@ -73,6 +74,8 @@ def thinned_estimate(denoise, counts: np.ndarray, fraction: float = 0.5, *, seed
     fraction : float
         ``p``, the share of the counts the estimate is made from.
     seed : int
+    with_estimate_counts : bool
+        Also return ``y1`` (to locate the vacuum without looking at ``y2``).
 
     Returns
     -------
@@ -96,4 +99,43 @@ def thinned_estimate(denoise, counts: np.ndarray, fraction: float = 0.5, *, seed
     # Keep the half's electron total: a denoiser that shifts the mean (clipping, normalisation)
     # would otherwise bias every hypothesis-1 rate against the vacuum rate.
     mean_fix = float(first.sum()) / total if total > 0 else 1.0
-    return second, estimate * (mean_fix * (1.0 - fraction) / fraction)
+    scaled = estimate * (mean_fix * (1.0 - fraction) / fraction)
+    return (second, scaled, first) if with_estimate_counts else (second, scaled)
+
+
+def second_frame_estimate(denoise, estimate_frame: np.ndarray, test_frame: np.ndarray) -> np.ndarray:
+    """Estimate of ``test_frame`` made from another frame of the same area (a pair or a stack).
+
+    Parameters
+    ----------
+    denoise : callable
+        ``denoise(frame)`` -> estimate in the units of ``frame``.
+    estimate_frame, test_frame : ndarray
+        Two exposures of the same area in counts, of the same size; their noise is
+        independent, so the test of ``test_frame`` never sees the counts the estimate
+        came from, and both keep the whole dose (no thinning).
+
+    Returns
+    -------
+    ndarray, float64
+        The estimate, scaled by ``sum(test) / sum(estimate)``: one number for the whole
+        frame that absorbs a change of beam current between the exposures (its bias on any
+        one region is of order ``1 / sqrt(total counts)``).
+
+    Notes
+    -----
+    Issue 21, item 4 ("a second frame when there is one"). The frames must be aligned;
+    drift between them moves the columns of the estimate off the columns of the counts
+    and makes the test reject real columns.
+    """
+    first = np.asarray(estimate_frame, dtype=np.float64)
+    second = np.asarray(test_frame, dtype=np.float64)
+    if first.shape != second.shape:
+        raise InvalidInput(
+            f"the estimate frame is {first.shape[0]}x{first.shape[1]} but the test frame is "
+            f"{second.shape[0]}x{second.shape[1]}; give two frames of the same area and size."
+        )
+    estimate = np.asarray(denoise(first), dtype=np.float64)
+    total = float(estimate.sum())
+    scale = float(second.sum()) / total if total > 0 else 1.0
+    return estimate * scale

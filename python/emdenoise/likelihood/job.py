@@ -14,7 +14,7 @@ from emdenoise._version import __version__
 from emdenoise.errors import InvalidInput
 from emdenoise.likelihood.compute import LikelihoodResult, LikelihoodSettings, likelihood_map
 from emdenoise.likelihood.counts import counts_calibration
-from emdenoise.likelihood.holdout import thinned_estimate
+from emdenoise.likelihood.holdout import second_frame_estimate, thinned_estimate
 
 
 def estimate_info(card=None, device: str = "") -> dict:
@@ -51,6 +51,7 @@ def run_likelihood(
     gain: float | None = None,
     offset: float | None = None,
     settings: LikelihoodSettings | None = None,
+    estimate_frame: np.ndarray | None = None,
 ) -> LikelihoodResult:
     """Likelihood map of ``noisy``, with ``denoised`` or with ``card``'s estimate of it.
 
@@ -66,6 +67,10 @@ def run_likelihood(
         From :func:`resolve_estimator`; required when ``denoised`` is None.
     gain, offset : float, optional
     settings : LikelihoodSettings, optional
+    estimate_frame : ndarray, optional
+        Another exposure of the same area (same calibration): ``card`` denoises it and
+        ``noisy`` is tested at its whole dose (:func:`~emdenoise.likelihood.holdout.second_frame_estimate`);
+        no thinning is needed since the frames' noise is independent.
 
     Returns
     -------
@@ -88,22 +93,42 @@ def run_likelihood(
     settings = settings or LikelihoodSettings()
     gain, offset, source = counts_calibration(noisy, gain=gain, offset=offset)  # refuse non-counts before any work
     holdout = ""
+    estimate_counts = None
+    if estimate_frame is not None and denoised is not None:
+        raise InvalidInput("give either a denoised frame or a second frame to make the estimate from, not both; drop one.")
     if denoised is None:
         if card is None:
             raise ValueError("run_likelihood needs a model card when no denoised frame is given")
-        if settings.holdout == "thin" and source == "counts":
+        if estimate_frame is not None:
+            estimate_frame = np.asarray(estimate_frame)
+            denoised = _second_frame_readings(engine, card, estimate_frame, noisy, gain, offset)
+            estimate_counts = np.rint((np.asarray(estimate_frame, np.float64) - offset) / gain)
+            holdout = "tested on a second frame whose counts the estimate (made from the other frame) never saw"
+        elif settings.holdout == "thin" and source == "counts":
             if settings.vacuum_level is not None:  # given for the whole frame; the test half has (1 - p) of it
                 settings = replace(settings, vacuum_level=settings.vacuum_level * (1.0 - settings.split))
-            noisy, denoised = thinned_estimate(
-                lambda half, p: engine.denoise_frame(half, card, gain=p, offset=0.0), noisy, settings.split
+            noisy, denoised, estimate_counts = thinned_estimate(
+                lambda half, p: engine.denoise_frame(half, card, gain=p, offset=0.0), noisy, settings.split,
+                with_estimate_counts=True,
             )
             holdout = (f"tested on a binomial {1 - settings.split:.0%} of the counts that the estimate "
                        f"(made from the other {settings.split:.0%}) never saw")
         else:
             denoised = engine.denoise_frame(noisy, card, gain=gain, offset=offset)
             holdout = "tested on the counts the estimate was made from (biased towards supported)"
-    result = likelihood_map(noisy, denoised, gain=gain, offset=offset, settings=settings)
+    result = likelihood_map(noisy, denoised, gain=gain, offset=offset, settings=settings, estimate_counts=estimate_counts)
     result.info = estimate_info(card, engine.device)
     if holdout:
         result.message = result.message.rstrip(".") + f"; {holdout}."
     return result
+
+
+def _second_frame_readings(engine, card, estimate_frame, test_frame, gain, offset) -> np.ndarray:
+    """:func:`second_frame_estimate` on counts (readings turned into counts and back; identity for counts)."""
+    to_counts = lambda frame: (np.asarray(frame, np.float64) - offset) / gain  # noqa: E731
+    counts = second_frame_estimate(
+        lambda frame: (np.asarray(engine.denoise_frame(frame * gain + offset, card, gain=gain, offset=offset), np.float64)
+                       - offset) / gain,
+        to_counts(estimate_frame), to_counts(test_frame),
+    )
+    return counts * gain + offset

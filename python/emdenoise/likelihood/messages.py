@@ -122,6 +122,7 @@ def result_from_responses(responses: Iterable[pb.LikelihoodResponse]) -> Likelih
         Region(
             id=int(r.id), row=r.row, col=r.col, radius=r.radius, pixels=int(r.pixels), intensity=r.intensity,
             observed=r.observed, llr=r.llr, llr_per_pixel=r.llr_per_pixel, power=r.power,
+            vacuum_rate=summary.vacuum_level,
         )
         for r in summary.regions
     ]

@@ -140,7 +140,7 @@ class RemoteClient:
         ``model_id``; ``settings`` are :class:`emdenoise.likelihood.LikelihoodSettings` fields.
         ``estimate_frame``: another frame of the same area; the model's estimate is made from it
         (Denoise RPC) and sent as the given estimate, so the server tests counts it never saw
-        (it then locates the vacuum on the tested frame). Returns a
+        (it then locates the vacuum in the estimate). Returns a
         :class:`emdenoise.likelihood.LikelihoodResult`."""
         from emdenoise.likelihood import LikelihoodSettings
         from emdenoise.likelihood.messages import options_message, request_messages, result_from_responses

@@ -85,6 +85,17 @@ def test_bad_frames_are_refused_with_a_sentence(engine, frame, words):
         engine.denoise(frame, "ede-kernel-tem-3")
 
 
+def test_a_retired_model_names_its_successor(engine, tmp_path):
+    from emdenoise.engine.repository import retired_models
+
+    retired = retired_models()
+    assert retired, "export/retired.json lists the retired ids"
+    for model_id, entry in retired.items():
+        with pytest.raises(ModelNotFound, match=f"was retired .*use '{entry['successor']}' instead"):
+            engine.denoise(np.ones((8, 8)), model_id)
+        assert engine.card(entry["successor"]).id == entry["successor"]  # the successor is installed
+
+
 def test_unknown_model_names_the_alternatives(engine):
     with pytest.raises(ModelNotFound, match="emdenoise models"):
         engine.denoise(np.ones((8, 8)), "no-such-model")

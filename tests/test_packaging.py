@@ -29,6 +29,7 @@ def test_wheel_contains_stubs_models_and_sample(tmp_path):
         "emdenoise/data/NOTICE_sample.txt",
         "emdenoise/_bundled_models/ede-kernel-stem-5/card.json",
         "emdenoise/_bundled_models/ede-kernel-stem-5/model.onnx",
+        "emdenoise/_bundled_models/retired.json",
         "emdenoise/_fiji_macros/emdenoise/EM_Denoise.ijm",
         "emdenoise/_fiji_macros/emdenoise/emdenoise-job.txt",
         "emdenoise/_fiji_macros/examples/Denoise_Folder.ijm",

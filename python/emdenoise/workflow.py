@@ -122,7 +122,9 @@ def prepare_job(client, first_frame, metadata: ImageMetadata, *, model_id, modal
     cards = {card["id"]: card for card in client.list_models()}
     model_id = model_id or choose_default(list(cards.values()), metadata_modality(metadata, modality))
     if model_id not in cards:
-        raise ModelNotFound(f"unknown model {model_id!r}; run 'emdenoise models' to list them.")
+        from emdenoise.engine.repository import unknown_model_message
+
+        raise ModelNotFound(unknown_model_message(model_id))
     counts = calibrate(first_frame, metadata, cards[model_id], gain=gain, offset=offset, warn=warn or warn_on_stderr)
     calibration = {"gain": counts.gain, "offset": counts.offset} if counts else {"gain": gain, "offset": offset}
     return model_id, counts, calibration

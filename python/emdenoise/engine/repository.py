@@ -25,6 +25,34 @@ def bundled_models_dir() -> Path:
     return Path(str(importlib.resources.files("emdenoise._bundled_models")))
 
 
+def retired_models() -> dict[str, dict]:
+    """``export/retired.json``: ids no longer shipped, each with its ``successor`` and ``reason``.
+
+    ARCHITECTURE.md keeps ``export/`` within its budget by replacing models; recorded macros
+    name ids, so a retired id must say what replaced it instead of just being unknown.
+    """
+    import json
+
+    path = bundled_models_dir() / "retired.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def unknown_model_message(model_id: str, known: list[str] | None = None) -> str:
+    """The sentence for an id that is not installed: its successor when it was retired, else
+    where to look (and the ``known`` ids when given)."""
+    retired = retired_models().get(model_id)
+    if retired:
+        return (f"model {model_id!r} was retired ({retired.get('reason', 'replaced')}); use "
+                f"{retired['successor']!r} instead (recorded macros: change model={model_id} to "
+                f"model={retired['successor']}).")
+    if known is None:
+        return f"unknown model {model_id!r}; run 'emdenoise models' to list them."
+    return (f"unknown model {model_id!r}; run 'emdenoise models' to list them "
+            f"(available: {', '.join(sorted(known)) or 'none'}).")
+
+
 def user_models_dir() -> Path:
     """Writable folder for models trained on the user's data."""
     configured = os.environ.get("EMDENOISE_MODELS")
@@ -86,10 +114,7 @@ class ModelRepository:
         try:
             return self._cards[model_id]
         except KeyError:
-            known = ", ".join(sorted(self._cards)) or "none"
-            raise ModelNotFound(
-                f"unknown model {model_id!r}; run 'emdenoise models' to list them (available: {known})."
-            ) from None
+            raise ModelNotFound(unknown_model_message(model_id, list(self._cards))) from None
 
     def default_for(self, modality: str = "any", task: str = "denoise") -> ModelCard:
         """The card flagged ``default`` for ``modality`` (falls back to the general one)."""

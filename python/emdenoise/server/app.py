@@ -19,6 +19,7 @@ from emdenoise.errors import UserError
 from emdenoise.credential_files import read_token
 from emdenoise.server.auth import TokenInterceptor, check_exposure, server_credentials
 from emdenoise.server.limits import IDLE_SECONDS, CallLimits, pool_size
+from emdenoise.server.memory import Trimmer, limit_arenas
 from emdenoise.server.service import DenoiserService
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 
@@ -58,11 +59,13 @@ def create_server(
     interceptors = [metrics] if metrics is not None else []  # outermost: refused calls count too
     if token:
         interceptors.append(TokenInterceptor(token))
-    interceptors.append(CallLimits(max_streams, idle_seconds=idle_seconds))
+    limits = CallLimits(max_streams, idle_seconds=idle_seconds, trimmer=Trimmer())
+    interceptors.append(limits)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=pool_size(max_streams), thread_name_prefix="emdenoise-rpc"),
         interceptors=interceptors,
     )
+    server.emdenoise_limits = limits  # stop_within waits for its running calls, not for idle pool threads
     service_options = {"max_parallel_frames": max_parallel_frames}
     if max_frame_bytes:
         service_options["max_frame_bytes"] = max_frame_bytes
@@ -109,7 +112,7 @@ def serve(
     data_root: Path | None = None,
     metrics_port: int | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then stop gracefully (running frames may finish).
+    """Serve until SIGINT/SIGTERM, then end the process within ``grace_seconds`` (:func:`stop_within`).
 
     Raises
     ------
@@ -117,6 +120,7 @@ def serve(
         ``host`` is not loopback and TLS or the token is missing without ``insecure``
         (:func:`emdenoise.server.auth.check_exposure`), or a TLS/token file is unusable.
     """
+    limit_arenas(1)  # before the server's threads allocate: freed frames go back to the OS (server.memory)
     warning = check_exposure(host, tls=tls_cert is not None, token=token_file is not None, insecure=insecure)
     token = read_token(token_file) if token_file else None
     if tls_cert is not None or tls_key is not None:
@@ -157,7 +161,11 @@ def serve(
         print(f"emdenoise metrics on http://{host}:{metrics_bound}/metrics", flush=True)
     stopping = threading.Event()
 
+    signalled: list[float] = []
+
     def stop(signum, _frame):
+        if not signalled:
+            signalled.append(time.monotonic())  # the grace period counts from here
         log.info("signal %s: stopping", signum)
         health_servicer.enter_graceful_shutdown()
         stopping.set()
@@ -173,28 +181,57 @@ def serve(
     for problem in engine.repository.problems:
         print(f"warning: {problem}", flush=True)
     stopping.wait()
-    stop_within(server, grace_seconds)
+    stop_within(server, grace_seconds, started=signalled[0] if signalled else None)
 
 
-def stop_within(server: grpc.Server, grace_seconds: float) -> None:
-    """Stop accepting calls, let running ones finish for ``grace_seconds``, then end the process.
+#: Share of the grace period (0.25 to 0.5 s) kept to flush and end the process, so that it is gone,
+#: as seen from outside, before the grace period is over.
+EXIT_MARGIN_SHARE = 0.1
+#: Share of the grace period (at most WIND_DOWN_SECONDS) kept for cancelled calls to let go of the engine.
+WIND_DOWN_SHARE = 0.25
+WIND_DOWN_SECONDS = 1.0
 
-    After the grace period gRPC cancels what still runs; the engine sees the cancellation
-    between tile batches (``Engine.denoise_frame(cancelled=...)``) and its threads return.
-    Whatever is still busy one second later (one long batch of tiles) does not hold the
-    process: it exits anyway, so SIGTERM takes at most about ``grace_seconds + 1`` s.
+
+def stop_within(server: grpc.Server, grace_seconds: float, *, started: float | None = None) -> None:
+    """Stop the server and end the process within ``grace_seconds`` of ``started``.
+
+    The whole shutdown fits in the grace period: new calls are refused at once; running
+    calls may finish until ``grace_seconds`` minus a wind-down allowance (a quarter of the
+    grace, at most 1 s), when gRPC cancels them and the engine, which asks
+    ``cancelled()`` before each tile batch, lets go of their frames. The process then exits
+    a margin (a tenth of the grace, 0.25 to 0.5 s) before the grace period ends, whatever
+    still runs (one long classical filter cannot be interrupted). A watchdog outside Python
+    (:func:`faulthandler.dump_traceback_later`) ends it half a margin later even if some
+    extension held the interpreter lock throughout. This function never returns.
+
+    Parameters
+    ----------
+    server : grpc.Server
+        The started server.
+    grace_seconds : float
+        The ``--grace`` period, counted from ``started``.
+    started : float, optional
+        :func:`time.monotonic` when the stop signal arrived (default: now).
     """
-    started = time.monotonic()
-    server.stop(grace_seconds).wait(grace_seconds + 1.0)
-    busy = [t for t in threading.enumerate() if t.name.startswith("emdenoise-rpc") and t.is_alive()]
-    deadline = started + grace_seconds + 1.0
-    for thread in busy:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    still = [t for t in busy if t.is_alive()]
-    print(f"emdenoise server stopped after {time.monotonic() - started:.1f} s", flush=True)
-    if still:
-        log.warning("%d call(s) still computing after the %.0f s grace period; exiting anyway", len(still), grace_seconds)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    import faulthandler
+
+    started = time.monotonic() if started is None else started
+    grace = max(0.0, float(grace_seconds))
+    margin = min(grace, max(0.25, min(0.5, EXIT_MARGIN_SHARE * grace)))
+    exit_at = started + grace - margin
+    if grace > 0:  # the backstop: half the margin later, from a thread that needs no interpreter lock
+        faulthandler.dump_traceback_later(max(0.05, exit_at + margin / 2 - time.monotonic()), exit=True)
+    cancel_at = started + grace - min(WIND_DOWN_SECONDS, WIND_DOWN_SHARE * grace)
+    done = server.stop(max(0.0, cancel_at - time.monotonic()))
+    done.wait(max(0.0, exit_at - time.monotonic()))
+    limits = getattr(server, "emdenoise_limits", None)
+    running = (lambda: limits.streams.active + limits.health.active) if limits is not None else (lambda: 0)
+    while running() and time.monotonic() < exit_at:  # cancelled calls leaving the engine
+        time.sleep(0.02)
+    if running():
+        log.warning("%d call(s) still computing at the end of the %g s grace period; exiting anyway", running(), grace)
+    print(f"emdenoise server stopped after {time.monotonic() - started:.1f} s (grace {grace:g} s)", flush=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # interpreter teardown (ONNX Runtime sessions, gRPC) would not be bounded by the grace

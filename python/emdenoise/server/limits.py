@@ -18,19 +18,27 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import grpc
 
 from emdenoise.errors import UserError
 from emdenoise.server.handlers import behaviour
+from emdenoise.server.memory import Trimmer
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 #: Seconds an upload may send nothing while the server waits for it (``serve --idle-timeout``).
 IDLE_SECONDS = 120.0
+#: How often a servicer waiting for the next request checks that its call is still on.
+POLL_SECONDS = 0.25
 
 
 class StreamIdle(UserError):
     """The client stopped sending in the middle of a stream (status DEADLINE_EXCEEDED)."""
+
+
+class ClientGone(Exception):
+    """The client cancelled or disconnected (or the server is stopping): stop working on its stream."""
 
 
 class _Counter:
@@ -59,7 +67,10 @@ class IdleGuard:
 
     A helper thread reads the gRPC request iterator one message ahead; the servicer reads
     from this object. When no message arrives for ``idle_seconds`` while the servicer
-    waits, :class:`StreamIdle` is raised in the servicer's thread.
+    waits, :class:`StreamIdle` is raised in the servicer's thread; when the call ends while
+    it waits (client cancelled, deadline, server stopping), :class:`ClientGone` is raised
+    within ``POLL_SECONDS``, so a cancelled upload lets go of its partly received frame
+    at once instead of holding it (and a worker thread) until the idle limit.
 
     Parameters
     ----------
@@ -89,13 +100,21 @@ class IdleGuard:
         return False
 
     def _pump(self) -> None:
+        # grpc keeps the RpcError of a cancelled call, and with it this frame: the last
+        # request (a 2 MiB chunk) must not stay in a local, nor this guard reach the call
+        # again, or the chunk lives in a reference cycle until a full garbage collection.
+        request = None
         try:
             for request in self._requests:
                 if not self._put(request):
                     return
+                request = None
             self._put(_END)
         except Exception as error:  # grpc.RpcError when the client cancels
+            request = None
             self._put(error)
+        finally:
+            self._requests = None
 
     def close(self) -> None:
         """The call is over: stop the helper and drop what it read ahead."""
@@ -110,14 +129,20 @@ class IdleGuard:
         return self
 
     def __next__(self):
-        try:
-            item = self._queue.get(timeout=self._idle)
-        except queue.Empty:
-            self._stop.set()
-            raise StreamIdle(
-                f"the client sent nothing for {self._idle:g} s in the middle of its stream, so the server dropped it; "
-                "send the data again (the server's --idle-timeout sets this limit)."
-            ) from None
+        deadline = time.monotonic() + self._idle
+        while True:
+            try:
+                item = self._queue.get(timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                break
+            except queue.Empty:
+                if self._stop.is_set():  # the call ended (cancelled, deadline, server stopping): no more requests
+                    raise ClientGone() from None
+                if time.monotonic() >= deadline:
+                    self._stop.set()
+                    raise StreamIdle(
+                        f"the client sent nothing for {self._idle:g} s in the middle of its stream, so the server "
+                        "dropped it; send the data again (the server's --idle-timeout sets this limit)."
+                    ) from None
         if item is _END:
             self._stop.set()
             raise StopIteration
@@ -145,12 +170,17 @@ class CallLimits(grpc.ServerInterceptor):
         Health calls at once (Check and Watch), counted apart from ``max_streams``.
     idle_seconds : float or None
         Silence allowed in the middle of a client stream (None: no limit).
+    trimmer : Trimmer or None
+        Told when each Denoiser call ends, so the memory of its frames goes back to the
+        operating system (:mod:`emdenoise.server.memory`; None: never trim).
     """
 
-    def __init__(self, max_streams: int = 16, *, max_health: int = 4, idle_seconds: float | None = IDLE_SECONDS):
+    def __init__(self, max_streams: int = 16, *, max_health: int = 4, idle_seconds: float | None = IDLE_SECONDS,
+                 trimmer: Trimmer | None = None):
         self.streams = _Counter(max_streams)
         self.health = _Counter(max_health)
         self.idle_seconds = idle_seconds
+        self.trimmer = trimmer
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -160,15 +190,24 @@ class CallLimits(grpc.ServerInterceptor):
         counter = self.health if is_health else self.streams
         busy = (f"the server is busy with {counter.limit} {'health checks' if is_health else 'streams'} at once; "
                 "try again shortly, or ask its operator to raise --max-streams.")
-        return _wrap(handler, counter, busy, None if is_health else self.idle_seconds)
+        return _wrap(handler, counter, busy, None if is_health else self.idle_seconds,
+                     None if is_health else self.trimmer)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_seconds: float | None):
+def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_seconds: float | None,
+          trimmer: Trimmer | None = None):
     """``handler`` run inside ``counter``'s allowance, its requests through :class:`IdleGuard`."""
     inner, make = behaviour(handler)
     refuse = _refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, busy)
 
     guarded = handler.request_streaming and bool(idle_seconds)
+
+    def ended(requests) -> None:
+        counter.release()
+        if guarded:
+            requests.close()
+        if trimmer is not None:
+            trimmer.call_ended()
 
     if handler.response_streaming:
         def behavior(request, context):
@@ -178,9 +217,7 @@ def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_sec
             try:
                 yield from inner(requests, context)
             finally:
-                counter.release()
-                if guarded:
-                    requests.close()
+                ended(requests)
     else:
         def behavior(request, context):
             if not counter.try_acquire():
@@ -189,9 +226,7 @@ def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_sec
             try:
                 return inner(requests, context)
             finally:
-                counter.release()
-                if guarded:
-                    requests.close()
+                ended(requests)
 
     return make(behavior, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
@@ -202,4 +237,4 @@ def pool_size(max_streams: int, max_health: int = 4) -> int:
     return max(1, int(max_streams)) + max(1, int(max_health)) + 4
 
 
-__all__ = ["CallLimits", "IDLE_SECONDS", "IdleGuard", "StreamIdle", "pool_size"]
+__all__ = ["CallLimits", "ClientGone", "IDLE_SECONDS", "IdleGuard", "StreamIdle", "pool_size"]

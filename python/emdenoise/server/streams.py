@@ -15,7 +15,7 @@ import grpc
 
 from emdenoise.engine.engine import JobCancelled
 from emdenoise.errors import InvalidInput, ModelNotFound, ResourceExhausted, UserError
-from emdenoise.server.limits import StreamIdle
+from emdenoise.server.limits import ClientGone, StreamIdle
 from emdenoise.wire import FrameAssembler
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ STATUS_OF = (
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UserError, grpc.StatusCode.FAILED_PRECONDITION),
 )
-
-
-class ClientGone(Exception):
-    """The client cancelled or disconnected: stop working on its stream."""
 
 
 def stopped(context) -> Callable[[], bool]:

@@ -46,10 +46,12 @@ def event_message(job_id: str, event: dict) -> pb.TrainingEvent:
 
 def _guard(context, body):
     """Run ``body()``; user errors become status codes, anything else INTERNAL, never a crash."""
-    from emdenoise.server.streams import status_for
+    from emdenoise.server.streams import ClientGone, status_for
 
     try:
         return body()
+    except ClientGone:
+        context.abort(grpc.StatusCode.CANCELLED, "the call ended before the upload was complete; send it again.")
     except UserError as error:
         context.abort(status_for(error), str(error))
     except grpc.RpcError:

@@ -238,3 +238,94 @@ def test_em_denoise_works_in_a_folder_only_its_user_can_enter(tmp_path):
     assert all(mode == 0o700 for mode, _ in seen.values()), seen
     assert any("in.tif" in names for _, names in seen.values()), seen  # the export lived inside it
     assert not list(temp.glob("emdenoise-job-*"))  # and the folder is gone afterwards
+
+
+MACROS = Path(__file__).resolve().parents[1] / "fiji-macros" / "emdenoise"
+
+
+def _macro_exec_argv(macro: Path, needle: str, values: dict[str, str]) -> list[str]:
+    """The argv of the ``exec(...)`` call in ``macro`` that passes ``needle``, its variables filled in.
+
+    String literals are taken as they are; a variable is looked up in ``values``, else in the
+    macro's own ``NAME = "...";`` assignments, so the test runs exactly what ImageJ would.
+    """
+    import re
+
+    text = macro.read_text()
+    call = next(m.group(1) for m in re.finditer(r"exec\((.*?)\);", text) if f'"{needle}"' in m.group(1))
+    assigned = dict(re.findall(r'^(?:var )?([A-Za-z_]\w*) = "(.*)";$', text, flags=re.M))
+    argv = []
+    for token in re.findall(r'"[^"]*"|[A-Za-z_]\w*', call):
+        argv.append(token[1:-1] if token.startswith('"') else values.get(token, assigned.get(token)))
+    assert None not in argv, (call, argv)
+    return argv
+
+
+def test_the_launcher_imports_nothing_from_imagejs_working_directory(tmp_path):
+    """ImageJ's exec() runs the launcher where Fiji was started; planted modules there must not run.
+
+    Before: the macros ran ``python -m emdenoise.fiji.bridge start JOBDIR``, which puts the
+    working directory first on sys.path, so an ``argparse.py`` there ran in the launcher.
+    """
+    hostile = tmp_path / "where-fiji-was-started"
+    hostile.mkdir()
+    marker = tmp_path / "imported.txt"
+    plant = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\nraise ImportError('planted')\n"
+    for name in ("argparse.py", "numpy.py", "runpy.py"):
+        (hostile / name).write_text(plant)
+    (hostile / "emdenoise").mkdir()
+    (hostile / "emdenoise" / "__init__.py").write_text(plant)
+    job = tmp_path / "emdenoise-job-test"
+    job.mkdir(mode=0o700)
+    source = _stack(tmp_path / "in.tif")
+    (job / "request.txt").write_text(
+        f"action=denoise\ninput={source}\noutput={job / 'out.tif'}\nmodel=classical-gaussian3\n"
+    )
+    argv = _macro_exec_argv(MACROS / "emdenoise-job.txt", "start",
+                            {"python": sys.executable, "jobdir": str(job) + os.sep})
+    beating = threading.Event()
+
+    def beat():
+        while not beating.wait(0.5):
+            (job / HEARTBEAT).write_text(str(time.time()))
+
+    (job / HEARTBEAT).write_text("0")
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        started = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=hostile)
+        assert started.returncode == 0 and started.stdout.startswith("started "), started.stdout + started.stderr
+        status = _wait_for(lambda: _status(job) if _status(job).get("state") in ("done", "error") else None,
+                           120, "no final status")
+    finally:
+        beating.set()
+    assert not marker.exists(), marker.read_text()
+    assert status["state"] == "done", status
+    assert tifffile.imread(job / "out.tif").shape == (2, 32, 32)
+
+
+def test_every_macro_starts_python_without_its_working_directory_on_the_path():
+    """No macro runs ``python -m``; each passes the bootstrap the Python side defines."""
+    from emdenoise.fiji.spawn import MACRO_BOOTSTRAP
+
+    for macro in sorted(MACROS.iterdir()):
+        if macro.suffix not in (".ijm", ".txt"):
+            continue
+        text = macro.read_text()
+        assert '"-m"' not in text, f"{macro.name} still runs python -m from ImageJ's working directory"
+        if "exec(python" in text:
+            assert f'PYBOOT = "{MACRO_BOOTSTRAP}";' in text, macro.name
+            assert all('"-c", PYBOOT,' in line for line in text.splitlines() if "exec(python" in line), macro.name
+
+
+def test_the_launcher_leaves_the_working_directory_it_was_started_in(tmp_path):
+    """launcher_main moves to a safe directory after making its path arguments absolute."""
+    hostile = tmp_path / "where-fiji-was-started"
+    hostile.mkdir()
+    probe = ("import os, sys; from emdenoise.fiji import bridge; "
+             "bridge.cmd_newjob = lambda args: print(os.getcwd(), args.temp) or 0; "
+             "sys.exit(bridge.launcher_main(['newjob', 'temp']))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=hostile)
+    assert run.returncode == 0, run.stderr
+    cwd, temp = run.stdout.split()
+    assert Path(cwd) != hostile and Path(cwd) == Path.home()
+    assert Path(temp) == hostile / "temp"

@@ -10,6 +10,8 @@
 
 var TITLE = "EM Benchmark";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -41,7 +43,7 @@ if (baselines == "all")
 
 inputTitle = getTitle();
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -80,7 +82,7 @@ for (r = 1; r < rows.length; r++) {
 	}
 }
 Table.update;
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 if (is("Batch Mode")) {
 	usedFrames = keyValue(status, "frames");
 	reference = keyValue(status, "reference");
@@ -93,7 +95,7 @@ showStatus(TITLE + ": done");
 // does; remove the job folder now and say so without a dialog.
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -103,7 +105,7 @@ function cancelled() {
 function fail(message) {
 	if (isOpen("emdenoise-export")) close("emdenoise-export");
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

@@ -10,6 +10,8 @@
 
 var TITLE = "EM Compress";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -22,7 +24,7 @@ if (bitDepth() == 24)
 	fail("'" + getTitle() + "' is an RGB image; electron micrographs are single-channel, so convert it with Image > Type > 32-bit first.");
 
 server = call("ij.Prefs.get", "emdenoise.server", "embedded");
-listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", server, "--task", "encode");
+listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "models", "--server", server, "--task", "encode");
 models = newArray(0);
 listingError = "";
 lines = split(listing, "\n");
@@ -65,7 +67,7 @@ if (File.exists(output) && !overwrite)
 
 inputID = getImageID();
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -91,7 +93,7 @@ if (state == "")
 	cancelled();
 if (state != "done")
 	fail(message);
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 selectImage(inputID);
 done = TITLE + ": " + inputTitle + " -> " + keyValue(status, "output") + " (" + keyValue(status, "frames") + " frames, "
 	+ keyValue(status, "bytes_per_pixel") + " bytes/pixel, " + keyValue(status, "ratio") + "x smaller, " + keyValue(status, "model") + ")";
@@ -102,7 +104,7 @@ if (is("Batch Mode"))
 // ---------------------------------------------------------------------------------------
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -112,7 +114,7 @@ function cancelled() {
 function fail(message) {
 	if (isOpen("emdenoise-export")) close("emdenoise-export");
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

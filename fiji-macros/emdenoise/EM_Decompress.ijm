@@ -10,6 +10,8 @@
 
 var TITLE = "EM Decompress";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -33,7 +35,7 @@ if (input == "" || !File.exists(input))
 call("ij.Prefs.set", "emdenoise.decompress.input", input);
 
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -49,7 +51,7 @@ if (state != "done")
 	fail(message);
 open(output);
 rename(keyValue(status, "title"));
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 done = TITLE + ": " + File.getName(input) + " -> " + getTitle() + " (" + nSlices + " frames, " + keyValue(status, "model") + ", "
 	+ keyValue(status, "seconds") + " s)";
 showStatus(done);
@@ -59,7 +61,7 @@ if (is("Batch Mode"))
 // ---------------------------------------------------------------------------------------
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -68,7 +70,7 @@ function cancelled() {
 
 function fail(message) {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

@@ -14,6 +14,8 @@
 
 var TITLE = "EM Denoise";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 var pixelWidth = 1;
 var pixelHeight = 1;
@@ -32,7 +34,7 @@ if (bitDepth() == 24)
 
 // Model chooser from ListModels of the configured server (or the embedded engine).
 server = call("ij.Prefs.get", "emdenoise.server", "embedded");
-listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", server);
+listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "models", "--server", server);
 // A user sees "id | MODALITY | dose range | speed"; a macro's options name bare ids.
 macroOptions = "" + call("ij.Macro.getOptions");  // run("EM Denoise", options) gave them: no dialog is shown
 interactive = false;
@@ -95,7 +97,7 @@ getVoxelSize(pixelWidth, pixelHeight, voxelDepth, unit);
 frameInterval = Stack.getFrameInterval();
 stem = safeName(inputTitle);
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -155,7 +157,7 @@ if (residual) {
 	restoreCalibration();
 	selectImage(resultID);
 }
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 if (interactive)
 	recordModel(usedModel);
 done = TITLE + ": " + inputTitle + " -> " + getTitle() + " (" + nSlices + " frames, " + seconds + " s, worker peak " + peak + " MiB)";
@@ -175,7 +177,7 @@ showStatus(done);
 // does; remove the job folder now and say so without a dialog.
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -186,7 +188,7 @@ function fail(message) {
 	if (isOpen("emdenoise-export")) close("emdenoise-export");
 	if (isOpen("emdenoise-preview")) close("emdenoise-preview");
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

@@ -16,6 +16,8 @@
 
 var TITLE = "EM Likelihood Map";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -28,7 +30,7 @@ if (bitDepth() == 24)
 	fail("'" + getTitle() + "' is an RGB image; electron micrographs are single-channel, so convert it with Image > Type > 32-bit first.");
 
 server = call("ij.Prefs.get", "emdenoise.server", "embedded");
-listing = exec(python, "-m", "emdenoise.fiji.bridge", "models", "--server", server);
+listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "models", "--server", server);
 models = newArray("default");
 lines = split(listing, "\n");
 for (i = 0; i < lines.length; i++) {
@@ -87,7 +89,7 @@ if (server == "")
 	server = "embedded";
 
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -120,7 +122,7 @@ if (state != "done")
 
 regionCount = keyValue(status, "regions");
 if (regionCount == "0") {  // no columns: a sentence, no empty map window
-	exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	selectImage(inputID);
 	done = TITLE + ": " + inputTitle + ": " + message;
 	showStatus(done);
@@ -146,7 +148,7 @@ selectImage(inputID);
 run("Add Image...", "image=[" + overlayTitle + "] x=0 y=0 opacity=70 zero");
 close(overlayTitle);
 open(keyValue(status, "table"));
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 selectImage(inputID);
 done = TITLE + ": " + inputTitle + ": " + message;
 showStatus(done);
@@ -165,7 +167,7 @@ function exportFrame(id, name) {
 
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -176,7 +178,7 @@ function fail(message) {
 	if (isOpen("emdenoise-noisy")) close("emdenoise-noisy");
 	if (isOpen("emdenoise-denoised")) close("emdenoise-denoised");
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

@@ -12,6 +12,8 @@
 
 var TITLE = "EM Open";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -32,7 +34,7 @@ if (!File.exists(path))
 	fail("the file " + path + " does not exist; check the path and its spelling.");
 
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -41,14 +43,14 @@ File.saveString("action=open\ninput=" + path + "\noutput=" + output + "\n", jobd
 status = runMacro(here + "emdenoise-job.txt", TITLE + "|" + python + "|" + jobdir);
 state = keyValue(status, "state");
 if (state == "") {
-	exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+	exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	exit;
 }
 if (state != "done")
 	fail(keyValue(status, "message"));
 open(output);
 rename(File.getName(path));
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 getPixelSize(unit, pw, ph);
 done = TITLE + ": " + path + " (" + nSlices + " frames, " + pw + " " + unit + "/px)";
 showStatus(done);
@@ -57,7 +59,7 @@ if (is("Batch Mode"))
 
 function fail(message) {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

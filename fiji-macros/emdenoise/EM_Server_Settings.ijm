@@ -14,6 +14,8 @@ var TITLE = "EM Server Settings";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
 python = configValue(here, "python");
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 if (python == "")
 	fail("emdenoise is not set up for this ImageJ; run 'emdenoise fiji install --fiji <this Fiji.app>' in the Python environment that has emdenoise.");
 
@@ -32,7 +34,7 @@ tokenFile = String.trim(Dialog.getString());
 if (address == "")
 	address = "embedded";
 
-listing = exec(python, "-m", "emdenoise.fiji.server_settings", "--server", address, "--tls-ca", ca, "--token-file", tokenFile);
+listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.server_settings", "--server", address, "--tls-ca", ca, "--token-file", tokenFile);
 lines = split(listing, "\n");
 count = 0;
 for (i = 0; i < lines.length; i++) {

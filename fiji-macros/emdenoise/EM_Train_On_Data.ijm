@@ -17,6 +17,8 @@
 
 var TITLE = "EM Train On Data";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -62,7 +64,7 @@ if (server == "")
 	server = "embedded";
 
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -89,7 +91,7 @@ if (state == "")
 	cancelled();
 if (state != "done")
 	fail(message);
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 selectImage(inputID);
 done = TITLE + ": " + inputTitle + ": " + message;
 showStatus(done);
@@ -101,7 +103,7 @@ else
 // ---------------------------------------------------------------------------------------
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -110,7 +112,7 @@ function cancelled() {
 
 function fail(message) {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

@@ -12,6 +12,8 @@
 
 var TITLE = "EM Train On Series";
 var python = "";
+// PYBOOT: python -c PYBOOT MODULE ARGS runs MODULE without ImageJ's working directory on sys.path (emdenoise.fiji.spawn.MACRO_BOOTSTRAP).
+var PYBOOT = "import os, sys; here = os.getcwd(); sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)";
 var jobdir = "";
 
 here = File.getParent(getInfo("macro.filepath")) + File.separator;
@@ -55,7 +57,7 @@ if (server == "")
 	server = "embedded";
 
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-m", "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -81,7 +83,7 @@ if (state == "")
 	cancelled();
 if (state != "done")
 	fail(message);
-exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 selectImage(inputID);
 done = TITLE + ": " + inputTitle + ": " + message;
 showStatus(done);
@@ -93,7 +95,7 @@ else
 // ---------------------------------------------------------------------------------------
 function cancelled() {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	showStatus(TITLE + ": cancelled");
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
@@ -102,7 +104,7 @@ function cancelled() {
 
 function fail(message) {
 	if (jobdir != "")
-		exec(python, "-m", "emdenoise.fiji.bridge", "clean", jobdir);
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
 	if (is("Batch Mode"))
 		print(TITLE + ": error: " + message);
 	else

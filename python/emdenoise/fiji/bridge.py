@@ -1,4 +1,7 @@
-"""What the Fiji commands run: ``python -m emdenoise.fiji.bridge COMMAND ...``.
+"""What the Fiji commands run: ``python -c MACRO_BOOTSTRAP emdenoise.fiji.bridge COMMAND ...``.
+
+(:data:`emdenoise.fiji.spawn.MACRO_BOOTSTRAP` is ``-m`` without ImageJ's working directory
+on ``sys.path``; run as a program, :func:`launcher_main` also leaves that directory.)
 
 The macros in ``fiji-macros/`` reach emdenoise through this module (ARCHITECTURE.md,
 "Fiji side": the commands go through the same client as the CLI, embedded engine when no
@@ -230,9 +233,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one bridge command in this process (its working directory is left as it is).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
 
+def launcher_main(argv: list[str] | None = None) -> int:
+    """:func:`main` as the program the macros start: it leaves ImageJ's working directory first.
+
+    ImageJ's ``exec()`` cannot choose the directory a program starts in, so the launcher
+    would otherwise run (and open relative names) wherever Fiji was started. Path
+    arguments are made absolute, then the process moves to
+    :func:`~emdenoise.fiji.spawn.safe_cwd`; the macros also keep that directory off
+    ``sys.path`` (:data:`~emdenoise.fiji.spawn.MACRO_BOOTSTRAP`).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    for name in ("jobdir", "temp"):
+        value = getattr(args, name, None)
+        if value:
+            setattr(args, name, type(value)(os.path.abspath(value)))
+    os.chdir(safe_cwd())
+    return int(args.func(args) or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(launcher_main())

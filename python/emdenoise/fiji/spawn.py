@@ -8,6 +8,14 @@ The worker never imports code from where it runs: :func:`python_module_argv` sta
 with ``-P`` (Python 3.11+; a ``sys.path`` bootstrap before), so a ``numpy.py`` in the job
 folder or the working directory is not on its path, and :func:`safe_cwd` gives it a
 working directory outside the job folder.
+
+The launcher itself (``newjob``, ``start``, ``models``, ``clean``) runs from ImageJ's own
+working directory, wherever Fiji was started. The macros therefore start it as
+``python -c MACRO_BOOTSTRAP MODULE ARGS...``: :data:`MACRO_BOOTSTRAP` drops the working
+directory from ``sys.path`` before anything is imported (``python -m`` would put it first,
+so an ``argparse.py`` or ``emdenoise/`` there would run) and works on every Python the
+package supports, unlike ``-P``; the bridge then leaves that directory
+(:func:`emdenoise.fiji.bridge.launcher_main`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+
+#: What the macros pass to ``python -c``, followed by the module to run and its arguments.
+MACRO_BOOTSTRAP = (
+    "import os, sys; here = os.getcwd(); "
+    "sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; "
+    "import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
+)
 
 
 def spawn_detached(argv: list[str], *, log_path: Path, cwd: Path | None = None) -> int:

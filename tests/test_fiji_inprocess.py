@@ -562,4 +562,12 @@ if __name__ == "__main__":
 
         traceback.print_exc()
         code = 1
-    sys.exit(code)
+    # Not sys.exit: the interpreter's teardown races ImageJ's live AWT/JPype threads and now
+    # and then aborts ("FATAL: exception not rethrown", status 134; issue 22). Scripts that
+    # start ImageJ end this way (README), so the scenarios do too.
+    from emdenoise.fiji import exit_process
+    from emdenoise.fiji import launch as _launch
+
+    if _launch._SESSION is not None:
+        _launch._SESSION.close()
+    exit_process(code)

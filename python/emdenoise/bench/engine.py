@@ -4,7 +4,8 @@ jobs time commit REV (installed into a temporary venv) in the same run, and the 
 printed.
 
 Every timing is one job of :mod:`emdenoise.bench._engine_probe` in a fresh interpreter of
-the version under test: the versions' jobs alternate (A B, then B A, ...), so a machine
+the version under test: the versions' jobs alternate (A B, then B A, ...; latency: one
+server per client count and version, alternating likewise), so a machine
 whose load drifts hurts both alike, and each job's peak memory (VmHWM) is its own. Figures
 are megapixels of input per second; all versions get gain 1 / offset 0, so their outputs
 are compared bit for bit (sha256 of every output frame, and the first frame's largest
@@ -256,9 +257,9 @@ def run(args) -> int:
                     for version in order:
                         job = dict(base_job, op=op, save=files[version] if round_index == 0 else None)
                         rows[version][op].append(run_job(pythons[version], job, args.timeout))
-            if clients:
-                for version in versions:
-                    job = dict(base_job, op="latency", clients=clients, requests=args.requests,
+            for level_index, level in enumerate(clients):  # one server per level and version, alternating
+                for version in versions if level_index % 2 == 0 else versions[::-1]:
+                    job = dict(base_job, op="latency", clients=[level], requests=args.requests,
                                latency_size=args.latency_size or args.size)
                     rows[version]["latency"].append(run_job(pythons[version], job, args.timeout))
             summary = summarise(rows)

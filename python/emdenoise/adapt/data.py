@@ -13,7 +13,11 @@ of training to score snapshots and the classical filter on:
   100-frame HAADF series with hopping atoms it scored 37.0 dB against the truth where the
   pair method scored 32.6 dB, ``docs/benchmarks.md``);
 * ``blindspot``: one frame of any detector: a blind-spot network (structured Noise2Void,
-  Broaddus et al. 2020) whose mask covers the scan-line neighbours with correlated noise.
+  Broaddus et al. 2020) whose mask covers the scan-line neighbours with correlated noise;
+* ``sure``: one frame of any detector: trained and scored by Monte-Carlo SURE with the
+  frame's own noise variance and scan-line correlation (:func:`emdenoise.adapt.scores.sure_error`),
+  which, unlike the blind spot, scores a network that sees every pixel -- so a
+  sim-trained prior (``--from``) can be fine-tuned and is kept when that does not help.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from emdenoise.adapt import scores
 from emdenoise.errors import InvalidInput
 
-METHODS = ("auto", "pair", "thinning", "blindspot", "noise2atom")
+METHODS = ("auto", "pair", "thinning", "blindspot", "sure", "noise2atom")
 #: Share of rows (the bottom strip of every frame) kept out of training for validation.
 HELD_OUT_SHARE = 0.125
 #: Fewest rows of that strip, and the smallest frame side adapt trains on.

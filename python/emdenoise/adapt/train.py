@@ -63,7 +63,8 @@ THINNED_FRACTION = 0.5
 
 CRITERIA = {"pair": "paired error between registered frames (both directions)",
             "thinning": "thinned error between binomial halves (p = 0.5)",
-            "blindspot": "blind-spot error of the masked (J-invariant) restoration"}
+            "blindspot": "blind-spot error of the masked (J-invariant) restoration",
+            "sure": "Monte-Carlo SURE with the frame's scan-line noise correlation"}
 
 
 def _restorer(network, scale: float):
@@ -113,6 +114,9 @@ class _Sampler:
         _, h, w = data.train.shape
         multiple = 2 ** int(config.depth)
         self.crop = min(config.crop, (min(h, w) // multiple) * multiple)
+        if data.method == "sure":
+            self.variance = np.stack([scores.noise_variance(frame) for frame in data.train]).astype(np.float32)
+            self.kernel = scores.correlated_noise_kernel(sure_correlations(data))
 
     def _window(self):
         _, h, w = self.data.train.shape
@@ -131,6 +135,11 @@ class _Sampler:
             x, y = scores.thinning_halves(frames[t, i : i + c, j : j + c], p, rng)
             if self.config.family == "vst-unet":  # Poisson input at the thinned dose, target of the same mean
                 x, y = x * p, y * p
+        elif self.data.method == "sure":  # (noisy crop, its noise variance, a probe of that noise)
+            t = int(rng.integers(len(frames)))
+            x, y = frames[t, i : i + c, j : j + c], self.variance[t, i : i + c, j : j + c]
+            weight = scores.correlated_noise((c, c), y, self.kernel, rng).astype(np.float32)
+            return x / self.scale, y / self.scale**2, weight / self.scale
         else:
             t = int(rng.integers(len(frames)))
             y = frames[t, i : i + c, j : j + c]
@@ -170,9 +179,28 @@ def _average_into(averaged, network, decay: float) -> None:
             mean.mul_(decay).add_(current, alpha=1.0 - decay)
 
 
+def sure_correlations(data: AdaptData) -> list[float]:
+    """Scan-line noise correlation of the training rows (under the threshold: 0)."""
+    measured = scores.scan_line_correlation(data.train[0])
+    return [c if c >= scores.CORRELATION_THRESHOLD else 0.0 for c in measured]
+
+
+def sure_loss(network, noisy, variance, probe):
+    """Monte-Carlo SURE of a batch (Soltanayev & Chun 2018, with correlated probes): the
+    training loss of the ``sure`` method, an unbiased estimate of the error to the clean crops."""
+    step = scores.SURE_STEP * float(variance.mean().sqrt())
+    restored = network(noisy)
+    moved = network(noisy + step * probe)
+    return ((restored - noisy) ** 2).mean() - variance.mean() + 2.0 * (probe * (moved - restored)).mean() / step
+
+
 def criterion_for(data: AdaptData) -> Callable[[scores.Restore], float]:
     """``restore -> no-truth error`` on the held-out strip, for the data's method."""
     held = data.held_out
+    if data.method == "sure":
+        correlations = sure_correlations(data)
+        return lambda restore: float(np.mean([scores.sure_error(restore, f, correlations=correlations, seed=t)
+                                              for t, f in enumerate(held)]))
     if data.method == "pair":
         return lambda restore: float(np.mean([scores.paired_error(restore, held[t], held[t + 1])
                                               for t in range(0, len(held), 2)]))
@@ -254,8 +282,9 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
     on_event({"kind": "status", "message": f"classical-auto: {classical.label}, held-out error {classical.error:.4g}"})
     sampler = _Sampler(data, config, scale, rng)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
-    best_error, best_step, best_state = float("inf"), 0, copy.deepcopy(averaged.state_dict())
-    history: list[dict] = []
+    # The starting point is a candidate too: a prior (--from) that adapting does not improve is kept.
+    best_error, best_step, best_state = evaluate(), 0, copy.deepcopy(averaged.state_dict())
+    history: list[dict] = [{"step": 0, "seconds": 0.0, "held_out_mse": best_error}]
     start, cpu_start = time.monotonic(), time.process_time()
     last_eval, last_report, step, stopped, running = start, 0.0, 0, "steps", None
     budget = max(1.0, float(config.max_seconds))
@@ -271,7 +300,10 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
         for group in optimizer.param_groups:
             group["lr"] = config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + np.cos(np.pi * min(progress, 1.0)))
         x, y, w = sampler.batch()
-        loss = ((network(x) - y) ** 2 * w).sum() / w.sum()
+        if data.method == "sure":
+            loss = sure_loss(network, x, y, w)
+        else:
+            loss = ((network(x) - y) ** 2 * w).sum() / w.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

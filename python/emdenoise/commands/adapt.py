@@ -21,7 +21,7 @@ from emdenoise.commands.denoise import add_connection_arguments, client_from_arg
 from emdenoise.commands.train_series import follow
 from emdenoise.errors import UserError
 
-METHOD_CHOICES = ("auto", "pair", "thinning", "blindspot", "noise2atom")
+METHOD_CHOICES = ("auto", "pair", "thinning", "blindspot", "sure", "noise2atom")
 MODALITY_CHOICES = ("any", "tem", "hrtem", "stem")
 
 

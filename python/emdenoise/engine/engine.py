@@ -32,10 +32,12 @@ MIN_TILE = 64
 #: tiles are chosen to fit it, whole frames when they do. ``$EMDENOISE_MEMORY_BUDGET_MB``
 #: or ``Engine(memory_budget=...)`` change it; results do not depend on it.
 DEFAULT_MEMORY_BUDGET = 2 << 30
-#: Working memory per window pixel when the card gives no ``tile.bytes_per_pixel``:
-#: measured 862 B/px for sbd-unet32-hrtem (32 channels at full resolution, ONNX Runtime's
-#: arena, no memory pattern) on 1280x1280 windows; a generous bound for the smaller graphs.
-DEFAULT_BYTES_PER_PIXEL = 900
+#: Working memory per window pixel when the card gives no ``tile.bytes_per_pixel``: peak
+#: RSS growth of sbd-unet32-hrtem (32 channels at full resolution) measured 831-1255 B/px
+#: over 768^2..2304x1280 windows (ONNX Runtime's arena grows in powers of two, so the
+#: figure jumps with the shape: 866 at 1280^2, 1255 at 2304x944); a generous bound for
+#: the smaller graphs.
+DEFAULT_BYTES_PER_PIXEL = 1300
 
 
 def default_memory_budget() -> int:

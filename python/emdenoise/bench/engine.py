@@ -4,8 +4,8 @@ jobs time commit REV (installed into a temporary venv) in the same run, and the 
 printed.
 
 Every timing is one job of :mod:`emdenoise.bench._engine_probe` in a fresh interpreter of
-the version under test: the versions' jobs alternate (A B, then B A, ...; latency: one
-server per client count and version, alternating likewise), so a machine
+the version under test: each round runs in-process A, B, then gRPC A, B, and the next
+round the reverse (latency: one server per client count and version, alternating), so a machine
 whose load drifts hurts both alike, and each job's peak memory (VmHWM) is its own. Figures
 are megapixels of input per second; all versions get gain 1 / offset 0, so their outputs
 are compared bit for bit (sha256 of every output frame, and the first frame's largest
@@ -205,6 +205,9 @@ def print_model(model: str, summary: dict, versions: list[str], args, comparison
     if comparison is not None:
         text += f"   vs baseline: {comparison['verdict']}"
     print(text)
+    for version in versions:
+        runs = summary[version]
+        print(f"  MP/s per round, {version}: in-process {runs['in_process_runs']}, gRPC {runs['grpc_runs']}")
     if base:
         print("  (ratio: this tree / baseline for MP/s and memory, baseline / this tree for latency: > 1 is faster here)")
     for version in versions:
@@ -251,12 +254,11 @@ def run(args) -> int:
             files = {v: str(scratch / f"{model}-{i}.npy") for i, v in enumerate(versions)}
             base_job = {"model": model, "size": args.size, "frames": args.frames, "dtype": args.dtype,
                         "device": args.device}
-            for op in ("inproc", "grpc"):
-                for round_index in range(args.rounds):
-                    order = versions if round_index % 2 == 0 else versions[::-1]
-                    for version in order:
-                        job = dict(base_job, op=op, save=files[version] if round_index == 0 else None)
-                        rows[version][op].append(run_job(pythons[version], job, args.timeout))
+            for round_index in range(args.rounds):  # A-in B-in A-grpc B-grpc, then the reverse, ...
+                jobs = [(op, version) for op in ("inproc", "grpc") for version in versions]
+                for op, version in jobs if round_index % 2 == 0 else jobs[::-1]:
+                    job = dict(base_job, op=op, save=files[version] if round_index == 0 else None)
+                    rows[version][op].append(run_job(pythons[version], job, args.timeout))
             for level_index, level in enumerate(clients):  # one server per level and version, alternating
                 for version in versions if level_index % 2 == 0 else versions[::-1]:
                     job = dict(base_job, op="latency", clients=[level], requests=args.requests,

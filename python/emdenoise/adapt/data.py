@@ -14,10 +14,11 @@ of training to score snapshots and the classical filter on:
   pair method scored 32.6 dB, ``docs/benchmarks.md``);
 * ``blindspot``: one frame of any detector: a blind-spot network (structured Noise2Void,
   Broaddus et al. 2020) whose mask covers the scan-line neighbours with correlated noise;
-* ``sure``: one frame of any detector: trained and scored by Monte-Carlo SURE with the
-  frame's own noise variance and scan-line correlation (:func:`emdenoise.adapt.scores.sure_error`),
-  which, unlike the blind spot, scores a network that sees every pixel -- so a
-  sim-trained prior (``--from``) can be fine-tuned and is kept when that does not help.
+* ``sure``: one frame of any detector: blind-spot training, but snapshots scored by
+  Monte-Carlo SURE with the frame's own noise variance and scan-line correlation
+  (:func:`emdenoise.adapt.scores.sure_error`), which, unlike the blind-spot error, scores
+  the network as served (seeing every pixel) -- so a sim-trained prior (``--from``) is
+  fine-tuned and kept when that does not help.
 """
 
 from __future__ import annotations

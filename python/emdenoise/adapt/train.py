@@ -10,7 +10,12 @@ One loop for the three methods of :mod:`emdenoise.adapt.data`; they differ only 
   network sees doses up to nearly the full one and stays valid there;
 * ``blindspot``: input the crop with a few pixels and their correlated scan-line
   neighbours replaced by random pixels of the crop, target the original, loss on the
-  replaced centres only (structured Noise2Void, Broaddus et al. 2020).
+  replaced centres only (structured Noise2Void, Broaddus et al. 2020);
+* ``sure``: the blind-spot batches, but snapshots are scored unmasked, as served, by
+  Monte-Carlo SURE (:func:`emdenoise.adapt.scores.sure_error`), so a prior that the
+  fine-tuning does not improve is kept. (SURE as the *training* loss, with a
+  finite-difference divergence, was tried: the network learned to drive the estimate
+  negative on held-out rows -- 2.3x the oracle Gaussian's true error on the real pair.)
 
 Flips keep the noise's scan-line structure (no 90 degree turns). Every
 ``eval_seconds`` the held-out strip is scored by the method's no-truth criterion
@@ -114,9 +119,6 @@ class _Sampler:
         _, h, w = data.train.shape
         multiple = 2 ** int(config.depth)
         self.crop = min(config.crop, (min(h, w) // multiple) * multiple)
-        if data.method == "sure":
-            self.variance = np.stack([scores.noise_variance(frame) for frame in data.train]).astype(np.float32)
-            self.kernel = scores.correlated_noise_kernel(sure_correlations(data))
 
     def _window(self):
         _, h, w = self.data.train.shape
@@ -135,12 +137,7 @@ class _Sampler:
             x, y = scores.thinning_halves(frames[t, i : i + c, j : j + c], p, rng)
             if self.config.family == "vst-unet":  # Poisson input at the thinned dose, target of the same mean
                 x, y = x * p, y * p
-        elif self.data.method == "sure":  # (noisy crop, its noise variance, a probe of that noise)
-            t = int(rng.integers(len(frames)))
-            x, y = frames[t, i : i + c, j : j + c], self.variance[t, i : i + c, j : j + c]
-            weight = scores.correlated_noise((c, c), y, self.kernel, rng).astype(np.float32)
-            return x / self.scale, y / self.scale**2, weight / self.scale
-        else:
+        else:  # blindspot, and sure, which trains the same way but keeps snapshots by SURE
             t = int(rng.integers(len(frames)))
             y = frames[t, i : i + c, j : j + c]
             x, weight = self._blind_spots(y)
@@ -183,15 +180,6 @@ def sure_correlations(data: AdaptData) -> list[float]:
     """Scan-line noise correlation of the training rows (under the threshold: 0)."""
     measured = scores.scan_line_correlation(data.train[0])
     return [c if c >= scores.CORRELATION_THRESHOLD else 0.0 for c in measured]
-
-
-def sure_loss(network, noisy, variance, probe):
-    """Monte-Carlo SURE of a batch (Soltanayev & Chun 2018, with correlated probes): the
-    training loss of the ``sure`` method, an unbiased estimate of the error to the clean crops."""
-    step = scores.SURE_STEP * float(variance.mean().sqrt())
-    restored = network(noisy)
-    moved = network(noisy + step * probe)
-    return ((restored - noisy) ** 2).mean() - variance.mean() + 2.0 * (probe * (moved - restored)).mean() / step
 
 
 def criterion_for(data: AdaptData) -> Callable[[scores.Restore], float]:
@@ -300,10 +288,7 @@ def train_adapt(data: AdaptData, config: AdaptConfig, *, init_state: dict | None
         for group in optimizer.param_groups:
             group["lr"] = config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + np.cos(np.pi * min(progress, 1.0)))
         x, y, w = sampler.batch()
-        if data.method == "sure":
-            loss = sure_loss(network, x, y, w)
-        else:
-            loss = ((network(x) - y) ** 2 * w).sum() / w.sum()
+        loss = ((network(x) - y) ** 2 * w).sum() / w.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -55,7 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--gain", type=cli_types.gain, help="detector counts per electron")
     p.add_argument("--offset", type=cli_types.offset, help="detector reading at zero electrons")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--tile-size", type=cli_types.tile_size, help="largest tile side (default: the model card's)")
+    p.add_argument("--tile-size", type=cli_types.tile_size,
+                   help="largest tile side (default: chosen per frame, whole frames when they fit "
+                        "$EMDENOISE_MEMORY_BUDGET_MB; same output either way)")
     p.add_argument("--dask", metavar="SCHEDULER",
                    help="spread the files over Dask workers: a scheduler address or file, or local:N (N worker "
                         "processes); with -o OUT.zarr one stack streams into Zarr (needs emdenoise[dask])")

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-streams", type=int, default=16, help="concurrent client streams")
     p.add_argument("--max-parallel-frames", type=int, default=2, help="frames computed at once")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
-    p.add_argument("--tile-size", type=cli_types.tile_size, help="largest tile side (default: each model card's)")
+    p.add_argument("--tile-size", type=cli_types.tile_size,
+                   help="largest tile side (default: chosen per frame, whole frames when they fit "
+                        "$EMDENOISE_MEMORY_BUDGET_MB; same output either way)")
     p.add_argument("--max-frame-mib", type=int, default=512, help="largest frame accepted, in MiB (bounds memory per stream)")
     p.add_argument("--max-training-jobs", type=int, default=1, help="Noise2Atom training jobs at once (train-series)")
     p.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate: speak TLS (with --tls-key)")

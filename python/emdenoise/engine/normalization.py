@@ -68,7 +68,8 @@ def fit_normalization(frame: np.ndarray, spec: dict[str, Any], **calibration: fl
           ``gain`` and ``offset`` come from ``calibration``; a missing one is estimated
           from this frame's mean-variance relation
           (:func:`emdenoise.noise.calibration.resolve_counts`, offset 0 assumed when the
-          frame is flat or tiny). Clients of this package send the estimate of a job's
+          frame is flat or tiny; gain 1 / offset 0 when nothing can be estimated, e.g. a
+          constant frame). Clients of this package send the estimate of a job's
           first frame, so a stack is normalised alike. Unusable values are refused by
           :func:`emdenoise.engine.validation.check_job_options`.
     **calibration : float
@@ -98,7 +99,10 @@ def fit_normalization(frame: np.ndarray, spec: dict[str, Any], **calibration: fl
         if gain is None or offset is None:
             from emdenoise.noise.calibration import resolve_counts
 
-            counts = resolve_counts([frame], gain=gain, offset=offset, assume_offset=0.0)
-            gain, offset = counts.gain, counts.offset
+            try:
+                counts = resolve_counts([frame], gain=gain, offset=offset, assume_offset=0.0)
+                gain, offset = counts.gain, counts.offset
+            except InvalidInput:  # nothing to estimate from (a constant frame): counts as they are
+                gain, offset = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
         return AffineMap(offset, gain)
     raise CardError(f"normalization kind {kind!r} is not known to this emdenoise; upgrade emdenoise.")

@@ -196,10 +196,10 @@ def test_adapt_on_a_lone_frame_uses_the_blind_spot_and_reports_classical_auto(en
 
 @torch_needed
 def test_adapt_from_the_sim_trained_stem_model_starts_exactly_at_it(env, tmp_path, capsys):
-    """``--from sim-vstunet32-stem-r1`` reads the prior's weights from its ONNX graph: with a
+    """``--from sim-vstunet32-stem-r2`` reads the prior's weights from its ONNX graph: with a
     zero learning rate the adapted model denoises exactly as the shipped one."""
     sample = Path(__file__).resolve().parent.parent / "python" / "emdenoise" / "data" / "sample_srtio3_haadf.tif"
-    prior = "sim-vstunet32-stem-r1"
+    prior = "sim-vstunet32-stem-r2"
     code = main(["adapt", str(sample), "--name", "adapt-test-prior", "--from", prior, "--steps", "2",
                  "--set", "lr=0", "--set", "min_lr=0", "--set", "eval_seconds=1000", "--set", "crop=64", "--set", "batch=2"])
     assert code == 0, capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_errors_are_one_sentence_without_traceback(tmp_path):
 def test_models_lists_defaults():
     result = emdenoise("models")
     assert result.returncode == 0
-    line = next(l for l in result.stdout.splitlines() if l.startswith("sim-vstunet32-stem-r1 "))
+    line = next(l for l in result.stdout.splitlines() if l.startswith("sim-vstunet32-stem-r2 "))
     assert "yes" in line
 
 
@@ -71,7 +71,7 @@ def test_demo_writes_tiff_and_png(tmp_path):
     result = emdenoise("demo", "-o", tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert names == ["sample_srtio3_haadf_denoised-sim-vstunet32-stem-r1.png", "sample_srtio3_haadf_denoised-sim-vstunet32-stem-r1.tif"]
+    assert names == ["sample_srtio3_haadf_denoised-sim-vstunet32-stem-r2.png", "sample_srtio3_haadf_denoised-sim-vstunet32-stem-r2.tif"]
     raw, _ = read_tiff(__import__("emdenoise.demo", fromlist=["x"]).sample_path())
     denoised, meta = read_tiff(tmp_path / "demo" / names[1])
     assert meta.unit == "nm" and denoised.std() < raw.std()

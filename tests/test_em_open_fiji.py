@@ -25,7 +25,7 @@ from imagej_helpers import IJ_JAR, _run, missing_tools  # noqa: E402
 
 STEM_DM3 = "hyperspy/tests/io/dm3_2D_data/test_STEM_image.dm3"
 TEM_EMD = "hyperspy/tests/io/emd_files/fei_example_tem_stack.emd"
-STEM_DEFAULT, TEM_DEFAULT = "sim-vstunet32-stem-r1", "classical-auto"
+STEM_DEFAULT, TEM_DEFAULT = "sim-vstunet32-stem-r2", "classical-auto"
 
 
 def example(relative: str) -> Path:

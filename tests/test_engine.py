@@ -103,9 +103,9 @@ def test_unknown_model_names_the_alternatives(engine):
 
 def test_defaults_per_modality(engine):
     """The defaults are the benchmarks' winners (issue 17, docs/benchmarks.md)."""
-    assert engine.card(modality="stem").id == "sim-vstunet32-stem-r1"
+    assert engine.card(modality="stem").id == "sim-vstunet32-stem-r2"
     assert engine.card(modality="tem").id == "classical-auto"
-    assert engine.card(modality="hrtem").id == "classical-auto"  # no HRTEM default: the general one
+    assert engine.card(modality="hrtem").id == "sim-vstunet24d4-hrtem-r2"
     assert engine.card(modality="any").id == "classical-auto"
 
 
@@ -119,10 +119,10 @@ def test_counts_model_estimates_a_missing_gain_and_offset(engine):
     frame = 2400.0 + 200.0 * rng.poisson(2 + x / 8 + 4 * (np.sin(x / 2.5) * np.sin(y / 2.5)) ** 2)
     counts = resolve_counts([frame], assume_offset=0.0)
     assert abs(counts.offset - 2400) < 300
-    estimated = engine.denoise(frame, "sim-vstunet32-stem-r1")
-    given = engine.denoise(frame, "sim-vstunet32-stem-r1", gain=counts.gain, offset=counts.offset)
+    estimated = engine.denoise(frame, "sim-vstunet32-stem-r2")
+    given = engine.denoise(frame, "sim-vstunet32-stem-r2", gain=counts.gain, offset=counts.offset)
     np.testing.assert_allclose(estimated, given, rtol=1e-6)
-    units = engine.denoise(frame, "sim-vstunet32-stem-r1", gain=1.0, offset=0.0)
+    units = engine.denoise(frame, "sim-vstunet32-stem-r2", gain=1.0, offset=0.0)
     assert np.abs(estimated - units).mean() > 1.0
 
 

@@ -148,7 +148,7 @@ def adaptable_weights(model_id: str, folders: list[Path]) -> tuple[Path, dict]:
     Parameters
     ----------
     model_id : str
-        An adapted model, or a shipped ``vst-unet`` model such as ``sim-vstunet32-stem-r1``.
+        An adapted model, or a shipped ``vst-unet`` model such as ``sim-vstunet32-stem-r2``.
     folders : list of path
         Model folders to search, first match wins.
 

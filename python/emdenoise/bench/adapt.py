@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="training time of each adapt run (default 10)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="adapt settings (repeatable)")
     p.add_argument("--from", dest="from_model", metavar="MODEL",
-                   help="start every adapt run from this model (e.g. sim-vstunet32-stem-r1); the model as shipped "
+                   help="start every adapt run from this model (e.g. sim-vstunet32-stem-r2); the model as shipped "
                         "gets its own row")
     p.add_argument("--runs", default="pair,single", help="with --pair: the adapt runs, of pair and single "
                    "(default both; 'none' scores the classical rows only)")

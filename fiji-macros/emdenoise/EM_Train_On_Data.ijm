@@ -40,7 +40,7 @@ if (endsWith(suggested, "-"))
 
 Dialog.create(TITLE);
 Dialog.addString("Name", suggested, 24);
-Dialog.addChoice("Method", newArray("auto", "pair", "thinning", "blindspot", "noise2atom"), "auto");
+Dialog.addChoice("Method", newArray("auto", "pair", "thinning", "blindspot", "sure", "noise2atom"), "auto");
 Dialog.addNumber("Minutes", 10, 0, 6, "training time");
 Dialog.addString("From model", "", 24);
 Dialog.addChoice("Modality", newArray("any", "tem", "hrtem", "stem"), "any");

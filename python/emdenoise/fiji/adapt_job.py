@@ -9,7 +9,7 @@ server), then mirrors the job's progress into the status file the macro polls: `
 hooks of :mod:`emdenoise.fiji.train_job`).
 
 Request keys: ``input`` (TIFF: one frame, a pair or a series of one field), ``name`` (model
-id), ``method`` (auto, pair, thinning, blindspot, noise2atom), ``minutes``, ``steps``
+id), ``method`` (auto, pair, thinning, blindspot, sure, noise2atom), ``minutes``, ``steps``
 (optional, 0: the time limit alone), ``from`` (a model made by adapt to continue; empty:
 from scratch), ``modality``, ``server``, ``gain``, ``offset`` (gain 0: estimate both),
 ``series`` (the window title, recorded on the card).
@@ -22,7 +22,7 @@ from pathlib import Path
 from emdenoise.errors import UserError
 from emdenoise.fiji.train_job import detector_calibration, follow_job, request_number
 
-METHODS = ("auto", "pair", "thinning", "blindspot", "noise2atom")
+METHODS = ("auto", "pair", "thinning", "blindspot", "sure", "noise2atom")
 
 
 def adapt_settings(request: dict[str, str]) -> dict[str, object]:

@@ -25,11 +25,12 @@ HELD_OUT_SCORES = ("css", "paired_mse", "thinned_mse", "held_out_mse", "classica
 def frame_to_chunks(frame: np.ndarray, frame_index: int, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.FrameChunk]:
     """Cut one 2-D frame into :class:`FrameChunk` messages (little-endian, C order)."""
     frame = np.ascontiguousarray(frame)
-    data = frame.astype(frame.dtype.newbyteorder("<"), copy=False).tobytes()
+    # one copy per chunk (bytes of a memoryview slice), not the whole frame's tobytes() and then its slices
+    data = memoryview(frame.astype(frame.dtype.newbyteorder("<"), copy=False).reshape(-1)).cast("B")
     count = max(1, -(-len(data) // chunk_bytes))
     header = pb.ArrayHeader(dtype=frame.dtype.name, shape=list(frame.shape))
     for index in range(count):
-        piece = data[index * chunk_bytes : (index + 1) * chunk_bytes]
+        piece = bytes(data[index * chunk_bytes : (index + 1) * chunk_bytes])
         yield pb.FrameChunk(
             frame_index=frame_index,
             chunk_index=index,

@@ -19,7 +19,7 @@ from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
-from emdenoise.server.streams import ClientGone, guarded, incoming_frames, stopped
+from emdenoise.server.streams import ClientGone, guarded, incoming_frames, pipelined
 from emdenoise.wire import MAX_FRAME_BYTES, frame_to_chunks
 
 log = logging.getLogger(__name__)
@@ -152,16 +152,23 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         )
         calibration = {"gain": checked["gain"], "offset": checked["offset"]}
         yield pb.DenoiseResponse(started=job_info(card, self.engine.device))
-        frames = incoming_frames(request_iterator, context, options_name="DenoiseOptions",
-                                 max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count)
-        for index, frame in frames:
-            with self._compute_slot(context):
-                result = self.engine.denoise_frame(
-                    frame, card, index=index, tile_size=checked["tile_size"], cancelled=stopped(context), **calibration
-                )
-            if self.on_frame is not None:
-                self.on_frame()
+
+        def denoised(stop):  # runs ahead in its own thread: frame n+1 is computed while frame n is sent
+            frames = incoming_frames(request_iterator, context, options_name="DenoiseOptions",
+                                     max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count)
+            for index, frame in frames:
+                with self._compute_slot(context):
+                    result = self.engine.denoise_frame(
+                        frame, card, index=index, tile_size=checked["tile_size"], cancelled=stop, **calibration
+                    )
+                frame = None  # noqa: F841 -- the received frame is not held while the next one arrives
+                if self.on_frame is not None:
+                    self.on_frame()
+                yield index, result
+
+        for index, result in pipelined(denoised, context, requests=request_iterator, name="emdenoise-denoise"):
             for chunk in frame_to_chunks(result, index):
                 yield pb.DenoiseResponse(chunk=chunk)
+            result = None
 
 

@@ -14,7 +14,7 @@ from emdenoise.likelihood import likelihood_map
 from emdenoise.likelihood.validation import gaussian_lattice, plant_spurious_column
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_harness  # noqa: E402
+from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_batch, run_harness  # noqa: E402
 
 pytestmark = [
     pytest.mark.imagej,
@@ -62,4 +62,34 @@ saveAs("Tiff", "{tmp_path / 'map.tif'}");
         assert colour == ("#d72626" if region.llr > 0 else "#2166e6")
     spurious = [r for r in expected.regions if abs(r.row - planted.row) <= 2 and abs(r.col - planted.col) <= 2]
     assert len(spurious) == 1 and spurious[0].llr < 0
+    assert not list(temp.glob("emdenoise-job-*"))
+
+
+def test_em_likelihood_map_tests_the_next_frame_of_a_stack(tmp_path):
+    """Test_counts=[next frame]: the estimate comes from this frame, the other frame's counts
+    are tested whole; a given estimate with it is refused in one sentence."""
+    root, home, temp = installed_imagej(tmp_path)
+    clean = gaussian_lattice()
+    rng = np.random.default_rng(7)
+    stack = np.stack([rng.poisson(clean), rng.poisson(clean)]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "pair.tif", stack, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "estimate.tif", clean.astype(np.float32), imagej=True)
+    macro = tmp_path / "run.ijm"
+    macro.write_text(
+        f'''
+open("{tmp_path / 'estimate.tif'}");
+open("{tmp_path / 'pair.tif'}");
+run("EM Likelihood Map", "estimate=[run model] model=classical-auto server=embedded test_counts=[next frame]");
+print("TITLE " + getTitle() + " SLICE " + getSliceNumber() + " OVERLAY " + Overlay.size);
+selectImage("pair.tif");
+run("EM Likelihood Map", "estimate=estimate.tif model=default server=embedded test_counts=[next frame]");
+'''
+    )
+    run = run_batch(macro, "", imagej_dir=root, env=imagej_env(home, temp))
+    print(run.output)
+    assert "TITLE pair.tif SLICE 1 OVERLAY " in run.output, run.output
+    assert int(run.output.split(" OVERLAY ", 1)[1].split()[0]) > 5, run.output  # columns, vacuum, the map image
+    assert "tested on a second frame whose counts the estimate (made from the other frame) never saw" in run.output
+    assert ("EM Likelihood Map: error: the next frame is tested against a model run on this frame; "
+            "choose Estimate=[run model]") in run.output
     assert not list(temp.glob("emdenoise-job-*"))

@@ -5,13 +5,16 @@
 // run now - and each is tested against the vacuum with the Poisson log-likelihood ratio of
 // raw counts the estimate never saw (a model run now denoises a binomial half of the counts
 // and the other half is tested). The result: the map as a 32-bit window
-// (<name>_llr, NaN outside the columns), the overlay on the raw image (red: supported,
-// blue: contradicted), the columns in the ROI Manager and in the image's overlay, coloured
-// the same way (ROI properties hold llr, intensity, pixels), and the region table.
+// (<name>_llr, NaN outside the columns), the overlay on the raw image (red: the counts favour
+// the column, blue: they favour vacuum), the columns in the ROI Manager and in the image's
+// overlay, coloured the same way (ROI properties hold llr, decision, intensity, pixels), and
+// the region table with each column's decision (supported / contradicted / undecided at 5 %
+// significance). With "Test_counts=[next frame]" a model run now denoises this frame and the
+// next frame of the stack (the previous one for the last frame) is tested: nothing is halved.
 //
 // Recordable: run("EM Likelihood Map", "estimate=[run model] model=default modality=any
 //   server=embedded gain=0 offset=0 polarity=auto vacuum=flat vacuum_level=0
-//   min_sigma=1 max_sigma=8 threshold=0.05 map=per-pixel");
+//   min_sigma=1 max_sigma=8 threshold=0.05 map=per-pixel test_counts=[halves of this frame]");
 // The raw image must hold counts, or give the detector gain and offset.
 
 var TITLE = "EM Likelihood Map";
@@ -70,7 +73,11 @@ Dialog.addNumber("Min_sigma", 1, 1, 6, "px");
 Dialog.addNumber("Max_sigma", 8, 1, 6, "px");
 Dialog.addNumber("Threshold", 0.05, 3, 6, "blob contrast");
 Dialog.addChoice("Map", newArray("per-pixel", "total"), "per-pixel");
-Dialog.addMessage("Tests the current frame. Red: the counts support the column (LLR > 0);\nblue: they favour vacuum - a column the denoiser may have invented.");
+testChoices = newArray("halves of this frame");
+if (nSlices > 1)
+	testChoices = Array.concat(testChoices, "next frame");
+Dialog.addChoice("Test_counts", testChoices, "halves of this frame");
+Dialog.addMessage("Red: the counts favour the column (LLR > 0); blue: they favour vacuum - a column the\ndenoiser may have invented. Each column's decision (5 % significance) is in the table.");
 Dialog.show();
 estimate = Dialog.getChoice();
 model = Dialog.getChoice();
@@ -85,6 +92,11 @@ minSigma = Dialog.getNumber();
 maxSigma = Dialog.getNumber();
 threshold = Dialog.getNumber();
 mapUnits = Dialog.getChoice();
+testCounts = Dialog.getChoice();
+if (testCounts == "next frame" && nSlices < 2)
+	fail("'" + inputTitle + "' has one frame; choose Test_counts=[halves of this frame].");
+if (testCounts == "next frame" && estimate != "run model")
+	fail("the next frame is tested against a model run on this frame; choose Estimate=[run model], or Test_counts=[halves of this frame].");
 if (server == "")
 	server = "embedded";
 
@@ -96,6 +108,18 @@ jobdir = created + File.separator;
 wasBatch = is("Batch Mode");
 setBatchMode(true);
 noisyPath = exportFrame(inputID, "noisy");
+testPath = "";
+if (testCounts == "next frame") {
+	selectImage(inputID);
+	current = getSliceNumber();
+	other = current + 1;
+	if (current == nSlices)
+		other = current - 1;
+	setSlice(other);
+	testPath = exportFrame(inputID, "test");
+	selectImage(inputID);
+	setSlice(current);
+}
 denoisedPath = "";
 if (estimate != "run model") {
 	selectImage(estimate);
@@ -109,7 +133,7 @@ output = jobdir + "out";
 request = "action=likelihood\ninput=" + noisyPath + "\ndenoised=" + denoisedPath + "\noutput=" + output
 	+ "\nmodel=" + model + "\nmodality=" + modality + "\nserver=" + server + "\ngain=" + gain + "\noffset=" + offset
 	+ "\npolarity=" + polarity + "\nvacuum=" + vacuum + "\nvacuum_level=" + vacuumLevel + "\nmin_sigma=" + minSigma
-	+ "\nmax_sigma=" + maxSigma + "\nthreshold=" + threshold + "\nmap_units=" + mapUnits + "\n";
+	+ "\nmax_sigma=" + maxSigma + "\nthreshold=" + threshold + "\nmap_units=" + mapUnits + "\ntest=" + testPath + "\n";
 File.saveString(request, jobdir + "request.txt");
 
 status = runMacro(here + "emdenoise-job.txt", TITLE + "|" + python + "|" + jobdir);

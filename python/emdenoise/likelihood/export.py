@@ -75,7 +75,8 @@ def region_rois(result: LikelihoodResult, *, limit: float | None = None, vacuum:
         roi.properties = {
             "llr": f"{region.llr:.6g}", "llr_per_pixel": f"{region.llr_per_pixel:.6g}",
             "intensity": f"{region.intensity:.6g}", "observed": f"{region.observed:.6g}",
-            "pixels": region.pixels, "supported": region.supported, "power": f"{region.power:.4g}",
+            "pixels": region.pixels, "supported": region.supported, "decision": region.decision,
+            "power": f"{region.power:.4g}",
         }
         rois.append(roi)
     if vacuum:

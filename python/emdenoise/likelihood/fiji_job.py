@@ -7,7 +7,9 @@ files, plus an RGB overlay for ImageJ's Image > Overlay > Add Image ("zero trans
 Request keys: ``input`` (TIFF, the raw frame), ``denoised`` (TIFF, optional),
 ``output`` (folder), ``model``, ``modality``, ``server``, ``gain``, ``offset`` (0 or empty:
 the frame holds counts), ``polarity``, ``vacuum``, ``vacuum_level`` (0: find the vacuum),
-``min_sigma``, ``max_sigma``, ``threshold``, ``map_units``.
+``min_sigma``, ``max_sigma``, ``threshold``, ``map_units``, ``test`` (TIFF, optional: another
+frame of the same area; the estimate is then made from ``input`` and ``test`` is tested, so
+no counts are halved).
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
         denoised, _, _ = read_frame(Path(request["denoised"]), 0)
     model = (request.get("model") or "").strip()
     model = None if model in ("", "default") or denoised is not None else model
+    extra = {}
+    if request.get("test"):
+        if denoised is not None:
+            raise UserError("the next frame is tested against a model run on this frame; choose Estimate=[run model], "
+                            "or Test_counts=[halves of this frame].")
+        tested, _, _ = read_frame(Path(request["test"]), 0)
+        if tested.shape != noisy.shape:
+            raise UserError(f"the test frame is {tested.shape[1]}x{tested.shape[0]} px and this frame "
+                            f"{noisy.shape[1]}x{noisy.shape[0]}; frames of one stack must match.")
+        extra["estimate_frame"], noisy = noisy, tested
     settings = {
         "polarity": request.get("polarity") or None,
         "vacuum": request.get("vacuum") or None,
@@ -88,7 +100,8 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
     try:
         with connect(server_of(request.get("server"))) as client:
             result = client.likelihood(
-                noisy, denoised, model, modality=request.get("modality") or "any", gain=gain, offset=offset, **settings
+                noisy, denoised, model, modality=request.get("modality") or "any", gain=gain, offset=offset,
+                **settings, **extra
             )
     except UserError as error:
         raise UserError(dialog_wording(str(error))) from None
@@ -100,6 +113,7 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
         "vacuum_level": f"{result.vacuum_level:.6g} counts/px",
         "polarity": result.polarity,
         "map_units": result.map_units,
+        "tested": "the next frame of the stack (estimate from this frame)" if extra else "this frame",
     }
     output = Path(request["output"])
     written = write_outputs(result, output, "frame", metadata=metadata, provenance=provenance, overwrite=True)

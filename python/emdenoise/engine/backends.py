@@ -26,11 +26,15 @@ def is_out_of_memory(error: BaseException) -> bool:
 class OnnxBackend:
     """An ONNX Runtime session for the card's main graph."""
 
-    def __init__(self, card: ModelCard, providers: list[str], *, threads: int = 0):
+    def __init__(self, card: ModelCard, providers: list[str], *, threads: int = 0, spinning: bool = True):
         graph = next(iter(card.graphs.values()))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        if not spinning:
+            # Idle intra-op threads sleep instead of spinning for work; the server sets this, as its
+            # gRPC threads (and clients on the same host) need the cores that spinning threads burn.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # No memory pattern: windows change shape with the frame, and the pattern's block on
         # top of the arena cost ~25 % more memory per pixel (1106 -> 862 B/px for
         # sbd-unet32-hrtem on 1280^2 windows) for no measurable speed; outputs are the same bits.
@@ -68,8 +72,8 @@ class ClassicalBackend:
         return out
 
 
-def make_backend(card: ModelCard, providers: list[str]):
-    """Backend for ``card`` on ``providers``."""
+def make_backend(card: ModelCard, providers: list[str], *, spinning: bool = True):
+    """Backend for ``card`` on ``providers`` (``spinning``: see :class:`OnnxBackend`)."""
     if card.backend == "classical":
         return ClassicalBackend(card)
-    return OnnxBackend(card, providers)
+    return OnnxBackend(card, providers, spinning=spinning)

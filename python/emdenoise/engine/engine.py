@@ -75,6 +75,9 @@ class Engine:
         they fit. The output is the same either way.
     memory_budget : int, optional
         Bytes one model call may take; default :func:`default_memory_budget`.
+    spinning : bool
+        Let ONNX Runtime's idle intra-op threads spin for work (its default). The server
+        turns it off: its transport threads share the cores (same outputs either way).
 
     Examples
     --------
@@ -91,8 +94,10 @@ class Engine:
         batch_size: int = DEFAULT_BATCH,
         tile_size: int | None = None,
         memory_budget: int | None = None,
+        spinning: bool = True,
     ):
         self.repository = ModelRepository(model_dirs)
+        self.spinning = bool(spinning)
         self.providers = providers_for(device)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.batch_size = max(int(batch_size), 1)
@@ -116,7 +121,7 @@ class Engine:
         with self._lock:  # sessions are created once and then shared by every thread
             backend = self._backends.get(card.id)
             if backend is None:
-                backend = make_backend(card, self.providers)
+                backend = make_backend(card, self.providers, spinning=self.spinning)
                 self._backends[card.id] = backend
             return backend
 

@@ -136,7 +136,8 @@ def serve(
         metrics = Metrics()
     if warning:
         print(f"warning: {warning}", flush=True)
-    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size)
+    # idle ONNX Runtime threads sleep: spinning ones took the cores the transport needs (issue 20, item 3)
+    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False)
     server, bound, health_servicer = create_server(
         engine,
         host=host,

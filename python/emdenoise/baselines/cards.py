@@ -62,7 +62,7 @@ def card_for(baseline: Baseline) -> dict[str, Any]:
             "needs_counts": baseline.needs_counts,
         },
         "modality": "any",
-        "default": False,
+        "default": baseline.default,
         "normalization": normalization,
         "global": True,
         "receptive_field": None,

@@ -48,6 +48,8 @@ class Baseline:
         What a user should know, copied into the card.
     metrics : dict
         Figures a benchmark measured for the served model, copied into the card.
+    default : bool
+        The served model is its modality's default (set from the benchmarks, issue 17).
     """
 
     key: str
@@ -61,6 +63,7 @@ class Baseline:
     needs_counts: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
     metrics: dict = field(default_factory=dict)
+    default: bool = False
 
     def __call__(self, image: np.ndarray, **overrides: Any) -> np.ndarray:
         """Run the method with the paper's parameters, updated by ``overrides``."""
@@ -162,7 +165,16 @@ BASELINES: tuple[Baseline, ...] = (
             "sigmas like the true error; the mask covers the scan-line neighbours whose noise correlates. "
             "Needs no gain or offset. 'emdenoise adapt' tunes it per dataset (also VST + NLM) with the paired "
             "or thinned error when the data allow.",
+            "The default for TEM and an unknown modality since 2026-12-07 (issue 17); STEM and HRTEM have "
+            "sim-trained defaults that beat it. Cross-domain HRTEM set (emdenoise bench hrtem-xdomain --models "
+            "ede-kernel-tem-7,ede-kernel-temstem-11,classical-auto --baselines gaussian,fourier_wiener "
+            "--no-peers): classical-auto 17.65 dB, the previous TEM default ede-kernel-tem-7 -0.11 dB and general"
+            " default ede-kernel-temstem-11 1.60 dB (their fixed kernels smooth too little at 0.45 counts/px), "
+            "sim-vstunet24d4-hrtem-r1 17.61 dB, tuned Fourier Wiener 18.47 dB. Real HAADF pair: 1.000x the oracle"
+            " Gaussian's paired error, ede-kernel-stem-5 1.640x (docs/benchmarks.md). Its sigma adapts to each "
+            "frame's dose, which a fixed kernel cannot.",
         ),
+        default=True,
         metrics={"bench_adapt_real_pair": {
             "command": "emdenoise bench adapt --pair ../shared/data/serialem_haadf_tilt0_2frames.tif --runs none",
             "data": "real HAADF pair (SerialEM, 7.54 counts/px from the estimated gain/offset), right halves",

@@ -23,11 +23,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_long_job(address: str):
-    """A 2048^2 frame through the slow model in a thread; returns (job, thread, outcome list)."""
+def start_long_job(address: str, model: str = SLOW[0], frames: int = 1):
+    """``frames`` 2048^2 frames through ``model`` in a thread; returns (job, thread, outcome list)."""
     frame = np.random.default_rng(0).poisson(2.0, (2048, 2048)).astype(np.float32)
     client = RemoteClient(address)
-    job = client.denoise([frame], SLOW[0])
+    job = client.denoise([frame] * frames, model, **({"frame_count": frames} if frames > 1 else {}))
     outcome: list = []
 
     def run():
@@ -77,21 +77,7 @@ def test_sigterm_exits_within_the_grace_period_with_a_long_job_running(model):
     grace = 2.0
     server = ServerProcess("--grace", str(grace), *SLOW[1:])
     try:
-        frame = np.random.default_rng(0).poisson(2.0, (2048, 2048)).astype(np.float32)
-        client = RemoteClient(server.address)
-        job = client.denoise([frame] * 4, model, frame_count=4)
-        outcome: list = []
-
-        def run():
-            try:
-                outcome.append(list(job))
-            except UserError as error:
-                outcome.append(error)
-            finally:
-                client.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
+        job, thread, outcome = start_long_job(server.address, model, frames=4)
         wait_busy(server.pid)
         start = time.monotonic()
         server.stop(timeout=60)

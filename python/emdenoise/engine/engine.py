@@ -16,6 +16,7 @@ import numpy as np
 
 from emdenoise.engine import tiling
 from emdenoise.engine.backends import make_backend
+from emdenoise.engine.batching import BatchPolicy, DynamicBatcher, batch_dimension
 from emdenoise.engine.cards import ModelCard
 from emdenoise.engine.devices import providers_for
 from emdenoise.engine.normalization import fit_normalization
@@ -78,6 +79,11 @@ class Engine:
     spinning : bool
         Let ONNX Runtime's idle intra-op threads spin for work (its default). The server
         turns it off: its transport threads share the cores (same outputs either way).
+    batching : BatchPolicy, optional
+        Stack the windows of concurrent calls for the same model and window shape into
+        one ONNX Runtime run (:mod:`emdenoise.engine.batching`; the server sets it).
+        Graphs with a fixed batch of 1 and classical models run call by call. Default:
+        every call runs alone. Outputs are the same bits either way.
 
     Examples
     --------
@@ -95,6 +101,7 @@ class Engine:
         tile_size: int | None = None,
         memory_budget: int | None = None,
         spinning: bool = True,
+        batching: BatchPolicy | None = None,
     ):
         self.repository = ModelRepository(model_dirs)
         self.spinning = bool(spinning)
@@ -103,6 +110,7 @@ class Engine:
         self.batch_size = max(int(batch_size), 1)
         self.tile_size = check_job_options(tile_size=tile_size)["tile_size"]
         self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget()
+        self.batching = batching if batching is not None and batching.enabled else None
         self._backends: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -122,6 +130,9 @@ class Engine:
             backend = self._backends.get(card.id)
             if backend is None:
                 backend = make_backend(card, self.providers, spinning=self.spinning)
+                session = getattr(backend, "session", None)
+                if self.batching is not None and session is not None and batch_dimension(session) is None:
+                    backend = DynamicBatcher(backend, self.batching)
                 self._backends[card.id] = backend
             return backend
 
@@ -260,6 +271,10 @@ class Engine:
                 raise JobCancelled()
             chunk = windows[start : start + batch_size]
             batch = np.ascontiguousarray(np.stack([window for _, window in chunk])[:, None], dtype=np.float32)
-            for (tile, _), result in zip(chunk, backend.run(batch)):
+            if isinstance(backend, DynamicBatcher):  # shared with concurrent calls, within this call's budget
+                results = backend.run(batch, limit=batch_size)
+            else:
+                results = backend.run(batch)
+            for (tile, _), result in zip(chunk, results):
                 tiling.place(output, tile, result[0], plan)
         return output

@@ -60,7 +60,10 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         Loaded once; ONNX Runtime sessions are shared by all streams.
     max_parallel_frames : int
         Frames computed at the same time across all streams (bounded concurrency: more
-        streams wait their turn instead of exhausting memory).
+        streams wait their turn instead of exhausting memory). When the engine batches
+        calls (``engine.batching``), that many model runs, each of up to ``max_batch``
+        windows, so ``max_parallel_frames * max_batch`` frames may be in the engine at once
+        (a frame waits there at most the batch delay, or for a run in progress).
     max_frame_bytes : int
         Largest frame a request may announce.
     """
@@ -68,7 +71,9 @@ class DenoiserService(pb_grpc.DenoiserServicer):
     def __init__(self, engine: Engine, *, max_parallel_frames: int = 2, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.engine = engine
         self.max_frame_bytes = max_frame_bytes
-        self._compute_slots = threading.BoundedSemaphore(max(1, max_parallel_frames))
+        batching = getattr(engine, "batching", None)
+        frames = max(1, max_parallel_frames) * (batching.max_batch if batching is not None else 1)
+        self._compute_slots = threading.BoundedSemaphore(frames)
         self.max_training_jobs = 1  # Noise2Atom jobs at once (emdenoise.server.training_rpc)
         self._training = None
         self._training_lock = threading.Lock()

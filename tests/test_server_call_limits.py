@@ -23,7 +23,7 @@ IDLE = 4.0
 
 @pytest.fixture(scope="module")
 def idle_server():
-    process = ServerProcess("--idle-timeout", str(IDLE), "--max-streams", "16")
+    process = ServerProcess("--idle-timeout", str(IDLE), "--max-streams", "16", "--max-queued", "0")
     yield process
     process.stop()
 
@@ -66,10 +66,10 @@ def stall_16(address: str) -> tuple[list, float]:
         start = time.monotonic()
         assert health_check(address) == health_pb2.HealthCheckResponse.SERVING
         assert time.monotonic() - start < 3.0
-        with pytest.raises(grpc.RpcError) as caught:  # a 17th stream is refused at once, not queued
+        with pytest.raises(grpc.RpcError) as caught:  # a 17th stream is refused at once (no queue here)
             list(stub.Denoise(iter([pb.DenoiseRequest(options=pb.DenoiseOptions(model_id=MODEL))]), timeout=10))
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "busy with 16 streams" in caught.value.details()
+        assert "the server is busy: 16 streams are running" in caught.value.details()
         for thread in threads:
             thread.join(timeout=IDLE + 15)
         return outcomes, time.monotonic() - start
@@ -116,7 +116,7 @@ def test_dropped_streams_free_their_partial_frames():
         gc.collect()
         return sum(1 for o in gc.get_objects() if is_assembler(o))
 
-    server, port, _ = create_server(Engine(None, device="cpu"), port=0, idle_seconds=IDLE)
+    server, port, _ = create_server(Engine(None, device="cpu"), port=0, idle_seconds=IDLE, max_queued=0)
     try:
         baseline = assemblers()
         seen = []

@@ -17,6 +17,7 @@ import numpy as np
 
 from emdenoise.bench.load import cancelled_uploads
 from emdenoise.client import RemoteClient
+from emdenoise.client.retry import NO_RETRY
 from emdenoise.server.subprocess_server import ServerProcess, process_memory
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
@@ -47,8 +48,8 @@ def test_memory_is_back_within_10_percent_after_cancelled_uploads():
 
 
 def test_a_cancelled_upload_frees_its_stream_at_once():
-    """With one stream allowed, a new call is served right after an upload is cancelled mid-frame."""
-    with ServerProcess("--max-streams", "1") as server:
+    """With one stream allowed (and no queue), a new call is served right after an upload is cancelled mid-frame."""
+    with ServerProcess("--max-streams", "1", "--max-queued", "0") as server:
         release = threading.Event()
 
         def requests():
@@ -62,7 +63,7 @@ def test_a_cancelled_upload_frees_its_stream_at_once():
                 time.sleep(1.0)  # the server holds the half-received frame
                 call.cancel()
             time.sleep(1.0)
-            with RemoteClient(server.address) as client:
+            with RemoteClient(server.address, retry=NO_RETRY) as client:  # refused if the place were still held
                 (result,) = list(client.denoise([np.ones((16, 16), np.uint16)], MODEL))
             assert result.shape == (16, 16)
         finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from itertools import chain
 from typing import Iterable, Iterator
 
 import grpc
@@ -10,6 +12,7 @@ import numpy as np
 
 from emdenoise.engine.validation import check_job_options
 from emdenoise.client.grpc_errors import user_error
+from emdenoise.client.retry import Replay, RetryPolicy, retryable
 from emdenoise.client.security import CALL_TIMEOUT, STREAM_TIMEOUT, open_channel, resolve
 from emdenoise.errors import InvalidInput, UserError
 from emdenoise.v1 import denoiser_pb2 as pb
@@ -43,6 +46,10 @@ class RemoteClient:
         The token itself (wins over ``token_file``).
     call_timeout, stream_timeout : float or None
         Deadlines of unary and of streaming calls (:mod:`emdenoise.client.security`).
+    retry : RetryPolicy, optional
+        How a Denoise call the server refused as busy (RESOURCE_EXHAUSTED) or could not
+        take (UNAVAILABLE) before answering is tried again (:mod:`emdenoise.client.retry`);
+        default :class:`RetryPolicy` (5 tries, backoff from 0.25 s with jitter).
 
     Notes
     -----
@@ -52,8 +59,9 @@ class RemoteClient:
 
     def __init__(self, address: str, *, connect_timeout: float = 10.0, tls_ca=None, token_file=None,
                  token: str | None = None, call_timeout: float | None = CALL_TIMEOUT,
-                 stream_timeout: float | None = STREAM_TIMEOUT):
+                 stream_timeout: float | None = STREAM_TIMEOUT, retry: RetryPolicy | None = None):
         self.address = address
+        self.retry = retry or RetryPolicy()
         self.connect_timeout = connect_timeout
         self.security = resolve(address, tls_ca=tls_ca, token_file=token_file, token=token)
         self.channel = open_channel(address, self.security, call_timeout=call_timeout, stream_timeout=stream_timeout)
@@ -115,14 +123,51 @@ class RemoteClient:
         if offset is not None:
             options.offset = float(offset)
 
+        replay = Replay(frames)  # frames sent before the server took the call are sent again on a retry
+
         def requests() -> Iterator[pb.DenoiseRequest]:
             yield pb.DenoiseRequest(options=options)
-            for index, frame in enumerate(frames):
+            for index, frame in enumerate(replay.attempt()):
                 for chunk in frame_to_chunks(np.asarray(frame), index):
                     yield pb.DenoiseRequest(chunk=chunk)
 
-        call = self.stub.Denoise(requests())
-        return DenoiseJob(self._results(call), cancel=call.cancel)
+        calls: list = []
+        cancelled = threading.Event()
+
+        def start():
+            call = self.stub.Denoise(requests())
+            calls.append(call)
+            if cancelled.is_set():
+                call.cancel()
+            return call
+
+        def cancel() -> None:
+            cancelled.set()
+            if calls:
+                calls[-1].cancel()
+
+        return DenoiseJob(self._retried(start, replay, cancelled), cancel=cancel)
+
+    def _retried(self, start, replay: Replay, cancelled: threading.Event) -> Iterator:
+        """The results of ``start()``'s call; while it fails before its first response with a
+        :func:`~emdenoise.client.retry.retryable` status, a new call after a backoff."""
+        retries = 0
+        while True:
+            call = start()
+            try:
+                first = next(iter(call))
+            except StopIteration:
+                first = None
+            except grpc.RpcError as error:
+                if not retryable(error) or retries + 1 >= self.retry.attempts or cancelled.is_set():
+                    raise user_error(error, self.address) from None
+                if cancelled.wait(self.retry.delay(retries)):
+                    raise UserError("the job was cancelled.") from None
+                retries += 1
+                continue
+            replay.commit()  # the server took the call: what it answers from now on is final
+            break
+        yield from self._results(call if first is None else chain([first], call))
 
     def likelihood(
         self,
@@ -181,10 +226,10 @@ class RemoteClient:
 
         return remote_decode(self, latents, model_id, encoder_sha256=encoder_sha256, frame_count=frame_count)
 
-    def _results(self, call) -> Iterator:
+    def _results(self, responses) -> Iterator:
         assembler = FrameAssembler()
         try:
-            for response in call:
+            for response in responses:
                 if response.WhichOneof("item") == "started":
                     info = response.started
                     yield {

@@ -16,7 +16,15 @@ def register(subparsers) -> None:
     p.add_argument("--models", type=Path, action="append", metavar="DIR", help="model folder (repeatable); default: bundled + user models")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-streams", type=int, default=16, help="concurrent client streams")
-    p.add_argument("--max-parallel-frames", type=int, default=2, help="frames computed at once")
+    p.add_argument("--max-queued", type=int, default=32, metavar="N",
+                   help="streams beyond --max-streams that wait for a place instead of being refused (0: refuse at once)")
+    p.add_argument("--queue-timeout", type=float, default=60.0, metavar="S",
+                   help="longest wait of a queued stream before it is refused as busy")
+    p.add_argument("--max-parallel-frames", type=int, default=2, help="model runs at once")
+    p.add_argument("--max-batch", type=int, default=8, metavar="N",
+                   help="most tiles of concurrent requests for one model stacked into one run (1: no batching)")
+    p.add_argument("--max-queue-delay-ms", type=float, default=5.0, metavar="MS",
+                   help="longest wait of a tile for others to share its run (dynamic batching)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
     p.add_argument("--tile-size", type=cli_types.tile_size,
                    help="largest tile side (default: chosen per frame, whole frames when they fit "
@@ -67,5 +75,9 @@ def run(args) -> int:
         grace_seconds=max(0.0, args.grace),
         data_root=args.data_root,
         metrics_port=args.metrics_port,
+        max_queued=max(0, args.max_queued),
+        queue_seconds=max(0.0, args.queue_timeout),
+        max_batch=max(1, args.max_batch),
+        max_queue_delay=max(0.0, args.max_queue_delay_ms) / 1000.0,
     )
     return 0

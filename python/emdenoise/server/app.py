@@ -18,7 +18,8 @@ from emdenoise.engine import Engine
 from emdenoise.errors import UserError
 from emdenoise.credential_files import read_token
 from emdenoise.server.auth import TokenInterceptor, check_exposure, server_credentials
-from emdenoise.server.limits import IDLE_SECONDS, CallLimits, pool_size
+from emdenoise.engine.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, BatchPolicy
+from emdenoise.server.limits import IDLE_SECONDS, MAX_QUEUED, QUEUE_SECONDS, CallLimits, pool_size
 from emdenoise.server.memory import Trimmer, limit_arenas
 from emdenoise.server.service import DenoiserService
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
@@ -43,11 +44,15 @@ def create_server(
     idle_seconds: float | None = IDLE_SECONDS,
     data_root: Path | None = None,
     metrics=None,
+    max_queued: int = MAX_QUEUED,
+    queue_seconds: float = QUEUE_SECONDS,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Build a started gRPC server; returns it, the bound port and its health servicer.
 
-    ``max_streams`` bounds concurrent RPCs (more are refused with RESOURCE_EXHAUSTED);
-    ``max_parallel_frames`` bounds frames computed at once across all streams.
+    ``max_streams`` bounds concurrent RPCs; up to ``max_queued`` more wait for a place for at
+    most ``queue_seconds``, and only calls beyond that queue are refused with RESOURCE_EXHAUSTED.
+    ``max_parallel_frames`` bounds model runs at once across all streams (with the engine's
+    dynamic batching, each run may stack the frames of several streams).
     ``tls_cert``/``tls_key`` (PEM files) make it speak TLS; with ``token`` every call must
     carry ``authorization: Bearer <token>`` (:mod:`emdenoise.server.auth`). Health checks
     are answered outside ``max_streams``, and a client stream silent for ``idle_seconds``
@@ -59,10 +64,12 @@ def create_server(
     interceptors = [metrics] if metrics is not None else []  # outermost: refused calls count too
     if token:
         interceptors.append(TokenInterceptor(token))
-    limits = CallLimits(max_streams, idle_seconds=idle_seconds, trimmer=Trimmer())
+    limits = CallLimits(max_streams, idle_seconds=idle_seconds, trimmer=Trimmer(), max_queued=max_queued,
+                        queue_seconds=queue_seconds)
     interceptors.append(limits)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=pool_size(max_streams), thread_name_prefix="emdenoise-rpc"),
+        futures.ThreadPoolExecutor(max_workers=pool_size(max_streams, max_queued=max_queued),
+                                   thread_name_prefix="emdenoise-rpc"),
         interceptors=interceptors,
     )
     server.emdenoise_limits = limits  # stop_within waits for its running calls, not for idle pool threads
@@ -111,6 +118,10 @@ def serve(
     idle_seconds: float | None = IDLE_SECONDS,
     data_root: Path | None = None,
     metrics_port: int | None = None,
+    max_queued: int = MAX_QUEUED,
+    queue_seconds: float = QUEUE_SECONDS,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_queue_delay: float = DEFAULT_MAX_DELAY,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then end the process within ``grace_seconds`` (:func:`stop_within`).
 
@@ -137,7 +148,10 @@ def serve(
     if warning:
         print(f"warning: {warning}", flush=True)
     # idle ONNX Runtime threads sleep: spinning ones took the cores the transport needs (issue 20, item 3)
-    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False)
+    # concurrent calls for one model share ONNX Runtime runs (issue 20, item 5; engine.batching)
+    batching = BatchPolicy(max_batch=max_batch, max_delay=max_queue_delay, instances=max_parallel_frames)
+    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False,
+                    batching=batching)
     server, bound, health_servicer = create_server(
         engine,
         host=host,
@@ -152,6 +166,8 @@ def serve(
         idle_seconds=idle_seconds,
         data_root=data_root,
         metrics=metrics,
+        max_queued=max_queued,
+        queue_seconds=queue_seconds,
     )
     if metrics is not None:
         try:

@@ -2,20 +2,25 @@
 
 :class:`CallLimits` is a server interceptor with two jobs:
 
-- **Concurrency**: at most ``max_streams`` Denoiser calls run at once; one more is answered
-  RESOURCE_EXHAUSTED at once instead of waiting. Health checks have their own small
-  allowance (``max_health``), so a server full of streams still says it is alive.
+- **Concurrency**: at most ``max_streams`` Denoiser calls run at once. Up to ``max_queued``
+  more wait their turn in arrival order (at most ``queue_seconds`` each, and only while
+  their client is still there); only a call that finds that queue full, or that waited
+  its whole time, is answered RESOURCE_EXHAUSTED with a sentence saying the server is busy
+  and what to do (clients retry it with backoff, :mod:`emdenoise.client.retry`). Health
+  checks have their own small allowance (``max_health``, never queued), so a server full
+  of streams still says it is alive.
 - **Idle uploads**: every client-streaming call reads its requests through
   :class:`IdleGuard`. A stream that sends nothing for ``idle_seconds`` while the server
   waits for it ends with DEADLINE_EXCEEDED and its partly received frames are dropped.
   Time the server spends computing never counts.
 
-The thread pool has a worker for every allowed call plus spares for the refusals
-(:func:`pool_size`), so neither stalled streams nor health probes starve each other.
+The thread pool has a worker for every allowed and every queued call plus spares for the
+refusals (:func:`pool_size`), so neither stalled streams nor health probes starve each other.
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -31,6 +36,10 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 IDLE_SECONDS = 120.0
 #: How often a servicer waiting for the next request checks that its call is still on.
 POLL_SECONDS = 0.25
+#: Calls that may wait for a stream beyond ``max_streams`` (``serve --max-queued``).
+MAX_QUEUED = 32
+#: Seconds a queued call may wait for a stream (``serve --queue-timeout``).
+QUEUE_SECONDS = 60.0
 
 
 class StreamIdle(UserError):
@@ -42,21 +51,81 @@ class ClientGone(Exception):
 
 
 class _Counter:
-    def __init__(self, limit: int):
+    """``limit`` calls at once; up to ``max_queued`` more wait their turn in arrival order.
+
+    A freed place goes straight to the oldest waiting call, so a call that just arrived
+    cannot overtake the queue.
+    """
+
+    def __init__(self, limit: int, max_queued: int = 0):
         self.limit = max(1, int(limit))
+        self.max_queued = max(0, int(max_queued))
         self.active = 0
+        self._waiting: collections.deque = collections.deque()
         self._lock = threading.Lock()
 
+    @property
+    def waiting(self) -> int:
+        """Calls in the queue now."""
+        return len(self._waiting)
+
     def try_acquire(self) -> bool:
+        """Take a place if one is free and nobody waits for it."""
         with self._lock:
-            if self.active >= self.limit:
+            if self.active >= self.limit or self._waiting:
                 return False
             self.active += 1
             return True
 
-    def release(self) -> None:
+    def acquire(self, timeout: float, still_wanted) -> str:
+        """Take a place, waiting in the queue for at most ``timeout`` seconds.
+
+        Parameters
+        ----------
+        timeout : float
+            Longest wait.
+        still_wanted : callable
+            Asked every ``POLL_SECONDS``; when it returns False (the client went away) the
+            call leaves the queue.
+
+        Returns
+        -------
+        str
+            ``"ok"`` (a place is held), ``"full"`` (the queue was full), ``"timeout"``
+            (waited ``timeout``) or ``"gone"`` (``still_wanted`` said no).
+        """
         with self._lock:
-            self.active -= 1
+            if self.active < self.limit and not self._waiting:
+                self.active += 1
+                return "ok"
+            if len(self._waiting) >= self.max_queued:
+                return "full"
+            turn = threading.Event()
+            self._waiting.append(turn)
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        outcome = "timeout"
+        while True:
+            left = deadline - time.monotonic()
+            if turn.wait(min(POLL_SECONDS, max(0.0, left))):
+                return "ok"
+            if not still_wanted():
+                outcome = "gone"
+                break
+            if left <= 0:
+                break
+        with self._lock:
+            if turn.is_set():  # handed a place while giving up: it is held after all
+                return "ok"
+            self._waiting.remove(turn)
+        return outcome
+
+    def release(self) -> None:
+        """Free a place: the oldest waiting call takes it, else it is free."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the place passes on; active stays the same
+            else:
+                self.active -= 1
 
 
 _END = object()
@@ -152,35 +221,59 @@ class IdleGuard:
         return item
 
 
-def _refuse(code: grpc.StatusCode, message: str):
-    def refuse(_request, context):
-        context.abort(code, message)
+def _admit(counter: _Counter, context, queue_seconds: float, what: str) -> None:
+    """Take one of ``counter``'s places for this call, queueing if need be; abort when none comes.
 
-    return refuse
+    Raises
+    ------
+    Exception
+        What ``context.abort`` raises: RESOURCE_EXHAUSTED with the sentence for a full queue
+        or a wait that ran out, CANCELLED when the client left the queue.
+    """
+    outcome = counter.acquire(queue_seconds, context.is_active) if counter.max_queued else (
+        "ok" if counter.try_acquire() else "full")
+    if outcome == "ok":
+        return
+    if outcome == "gone":
+        context.abort(grpc.StatusCode.CANCELLED, "the client left the queue.")
+    if outcome == "timeout":
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, (
+            f"the server stayed busy: this call waited {queue_seconds:g} s in the queue for one of its "
+            f"{counter.limit} {what}; try again later, or ask its operator to raise --max-streams or --queue-timeout."))
+    queued = f" and {counter.max_queued} more are waiting" if counter.max_queued else ""
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, (
+        f"the server is busy: {counter.limit} {what} are running{queued}; try again in a minute "
+        f"(emdenoise clients retry a few times by themselves), or ask its operator to raise --max-streams"
+        f"{' or --max-queued' if what == 'streams' else ''}."))
 
 
 class CallLimits(grpc.ServerInterceptor):
-    """Concurrency allowance (Health apart) and idle limit of uploads; see the module docstring.
+    """Concurrency allowance with a bounded queue (Health apart) and idle limit of uploads; see the module docstring.
 
     Parameters
     ----------
     max_streams : int
         Denoiser calls at once.
     max_health : int
-        Health calls at once (Check and Watch), counted apart from ``max_streams``.
+        Health calls at once (Check and Watch), counted apart from ``max_streams``, never queued.
     idle_seconds : float or None
         Silence allowed in the middle of a client stream (None: no limit).
     trimmer : Trimmer or None
         Told when each Denoiser call ends, so the memory of its frames goes back to the
         operating system (:mod:`emdenoise.server.memory`; None: never trim).
+    max_queued : int
+        Denoiser calls that may wait for a place beyond ``max_streams`` (0: refuse at once).
+    queue_seconds : float
+        Longest wait of a queued call.
     """
 
     def __init__(self, max_streams: int = 16, *, max_health: int = 4, idle_seconds: float | None = IDLE_SECONDS,
-                 trimmer: Trimmer | None = None):
-        self.streams = _Counter(max_streams)
+                 trimmer: Trimmer | None = None, max_queued: int = MAX_QUEUED, queue_seconds: float = QUEUE_SECONDS):
+        self.streams = _Counter(max_streams, max_queued)
         self.health = _Counter(max_health)
         self.idle_seconds = idle_seconds
         self.trimmer = trimmer
+        self.queue_seconds = float(queue_seconds)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -188,17 +281,15 @@ class CallLimits(grpc.ServerInterceptor):
             return None
         is_health = handler_call_details.method.startswith(HEALTH_PREFIX)
         counter = self.health if is_health else self.streams
-        busy = (f"the server is busy with {counter.limit} {'health checks' if is_health else 'streams'} at once; "
-                "try again shortly, or ask its operator to raise --max-streams.")
-        return _wrap(handler, counter, busy, None if is_health else self.idle_seconds,
-                     None if is_health else self.trimmer)
+        return _wrap(handler, counter, "health checks" if is_health else "streams", self.queue_seconds,
+                     None if is_health else self.idle_seconds, None if is_health else self.trimmer)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_seconds: float | None,
-          trimmer: Trimmer | None = None):
-    """``handler`` run inside ``counter``'s allowance, its requests through :class:`IdleGuard`."""
+def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, what: str, queue_seconds: float,
+          idle_seconds: float | None, trimmer: Trimmer | None = None):
+    """``handler`` run inside ``counter``'s allowance (queued for a place if need be), its requests
+    through :class:`IdleGuard`."""
     inner, make = behaviour(handler)
-    refuse = _refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, busy)
 
     guarded = handler.request_streaming and bool(idle_seconds)
 
@@ -211,8 +302,7 @@ def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_sec
 
     if handler.response_streaming:
         def behavior(request, context):
-            if not counter.try_acquire():
-                refuse(request, context)
+            _admit(counter, context, queue_seconds, what)
             requests = IdleGuard(request, context, idle_seconds) if guarded else request
             try:
                 yield from inner(requests, context)
@@ -220,8 +310,7 @@ def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_sec
                 ended(requests)
     else:
         def behavior(request, context):
-            if not counter.try_acquire():
-                refuse(request, context)
+            _admit(counter, context, queue_seconds, what)
             requests = IdleGuard(request, context, idle_seconds) if guarded else request
             try:
                 return inner(requests, context)
@@ -232,9 +321,11 @@ def _wrap(handler: grpc.RpcMethodHandler, counter: _Counter, busy: str, idle_sec
                 response_serializer=handler.response_serializer)
 
 
-def pool_size(max_streams: int, max_health: int = 4) -> int:
-    """Worker threads for :class:`CallLimits`: every allowed call, plus spares for quick refusals."""
-    return max(1, int(max_streams)) + max(1, int(max_health)) + 4
+def pool_size(max_streams: int, max_health: int = 4, max_queued: int = 0) -> int:
+    """Worker threads for :class:`CallLimits`: every allowed and every queued call (a queued
+    call waits in a worker), plus spares for quick refusals."""
+    return max(1, int(max_streams)) + max(0, int(max_queued)) + max(1, int(max_health)) + 4
 
 
-__all__ = ["CallLimits", "ClientGone", "IDLE_SECONDS", "IdleGuard", "StreamIdle", "pool_size"]
+__all__ = ["CallLimits", "ClientGone", "IDLE_SECONDS", "IdleGuard", "MAX_QUEUED", "QUEUE_SECONDS", "StreamIdle",
+           "pool_size"]

@@ -40,10 +40,11 @@ def serial_engine():
 
 @pytest.fixture(scope="module")
 def batching_server():
-    """A server whose batcher waits long (5 s) for a full batch of one window per client:
-    concurrent frames share runs however slowly the machine runs."""
+    """A server whose batcher waits (up to 5 s) for a full batch of one window per client
+    while other frames are on their way through the engine, with one run at a time: frames
+    that arrive during a run queue and share the next one."""
     engine = Engine(None, device="cpu", spinning=False,
-                    batching=BatchPolicy(max_batch=CLIENTS, max_delay=5.0, instances=1))
+                    batching=BatchPolicy(max_batch=CLIENTS, max_delay=5.0, instances=1, adaptive=False))
     server, port, _health = create_server(engine, host="127.0.0.1", port=0, max_parallel_frames=1)
     yield engine, f"127.0.0.1:{port}"
     server.stop(0)
@@ -75,7 +76,7 @@ def concurrently(address: str, jobs: list[tuple[str, np.ndarray, float]]) -> lis
 @pytest.mark.parametrize("model", [KERNEL, UNET, GLOBAL])
 def test_concurrent_clients_get_the_serial_bits(model, batching_server, serial_engine):
     engine, address = batching_server
-    jobs = [(model, stack(seed), 1.0 + 0.5 * seed) for seed in range(CLIENTS)]
+    jobs = [(model, stack(seed, frames=4), 1.0 + 0.5 * seed) for seed in range(CLIENTS)]
     before = engine._backend(engine.card(model)).batched_calls
     results = concurrently(address, jobs)
     for (model_id, frames, gain), result in zip(jobs, results):
@@ -105,12 +106,14 @@ def test_two_models_and_two_frame_sizes_at_once(serial_engine):
 
 
 def _run_together(batcher: DynamicBatcher, batches: list[np.ndarray], limits=None) -> list:
+    """Each batch from its own thread; all are declared (``caller``) before any is submitted."""
     out: list = [None] * len(batches)
     start = threading.Barrier(len(batches))
 
     def call(index):
-        start.wait(30)
-        out[index] = batcher.run(batches[index], limit=None if limits is None else limits[index])
+        with batcher.caller():
+            start.wait(30)
+            out[index] = batcher.run(batches[index], limit=None if limits is None else limits[index])
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
     for thread in threads:
@@ -170,11 +173,12 @@ def test_a_failed_shared_run_fails_only_the_call_that_caused_it(kernel_backend):
     start = threading.Barrier(3)
 
     def call(index):
-        start.wait(30)
-        try:
-            out[index] = batcher.run(batches[index])
-        except MemoryError as error:
-            out[index] = error
+        with batcher.caller():
+            start.wait(30)
+            try:
+                out[index] = batcher.run(batches[index])
+            except MemoryError as error:
+                out[index] = error
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
     for thread in threads:
@@ -184,6 +188,41 @@ def test_a_failed_shared_run_fails_only_the_call_that_caused_it(kernel_backend):
     assert isinstance(out[1], MemoryError)
     assert np.array_equal(out[0], kernel_backend.run(batches[0]))
     assert np.array_equal(out[2], kernel_backend.run(batches[2]))
+
+
+def test_a_lone_call_does_not_wait_for_company_that_cannot_come(kernel_backend):
+    """Nothing else declared: the leader runs at once although the delay is an hour (the test
+    would hang otherwise), alone."""
+    batcher = DynamicBatcher(kernel_backend, BatchPolicy(max_batch=8, max_delay=3600.0))
+    batch = windows(11, 2)
+    with batcher.caller():
+        result = batcher.run(batch)
+    assert batcher.runs == 0 and np.array_equal(result, kernel_backend.run(batch))
+
+
+def test_a_leader_waits_no_longer_than_a_run_took_for_a_frame_that_does_not_come(kernel_backend):
+    """Another frame is declared but never sends its windows: once a run of this shape was
+    timed, the leader stops waiting after about that long instead of the hour allowed."""
+    batcher = DynamicBatcher(kernel_backend, BatchPolicy(max_batch=8, max_delay=3600.0))
+    batch = windows(12, 1)
+    batcher.run(batch)  # times a run of this window shape
+    declared, release = threading.Event(), threading.Event()
+
+    def silent_frame():
+        with batcher.caller():
+            declared.set()
+            release.wait(60)
+
+    other = threading.Thread(target=silent_frame)
+    other.start()
+    declared.wait(30)
+    try:
+        with batcher.caller():
+            result = batcher.run(batch)
+    finally:
+        release.set()
+        other.join(30)
+    assert np.array_equal(result, kernel_backend.run(batch))
 
 
 def test_a_graph_with_a_fixed_batch_of_one_is_not_batched():

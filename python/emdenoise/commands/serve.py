@@ -20,10 +20,11 @@ def register(subparsers) -> None:
                    help="streams beyond --max-streams that wait for a place instead of being refused (0: refuse at once)")
     p.add_argument("--queue-timeout", type=float, default=60.0, metavar="S",
                    help="longest wait of a queued stream before it is refused as busy")
-    p.add_argument("--max-parallel-frames", type=int, default=2, help="model runs at once")
+    p.add_argument("--max-parallel-frames", type=int, default=2,
+                   help="frames computed at once (times --max-batch when batching: their tiles share runs)")
     p.add_argument("--max-batch", type=int, default=8, metavar="N",
                    help="most tiles of concurrent requests for one model stacked into one run (1: no batching)")
-    p.add_argument("--max-queue-delay-ms", type=float, default=5.0, metavar="MS",
+    p.add_argument("--max-queue-delay-ms", type=float, default=2.0, metavar="MS",
                    help="longest wait of a tile for others to share its run (dynamic batching)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
     p.add_argument("--tile-size", type=cli_types.tile_size,

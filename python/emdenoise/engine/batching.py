@@ -8,6 +8,13 @@ ONNX Runtime run of at most ``max_batch`` windows and hands each call its own ro
 While ``instances`` runs are already in progress, calls queue and the next leader takes
 what gathered meanwhile, so a busy model batches without any delay at all.
 
+Unlike Triton's, the wait is only spent when it can pay: frames being denoised declare
+themselves (:meth:`DynamicBatcher.caller`, for the whole frame), and a leader stops
+waiting as soon as every declared frame is queued or in a run, so a lone client never
+waits for company that cannot come; nor does it wait longer than a run of one call of its
+window shape took so far (a batch can save at most that), so a model whose runs take
+less than the delay (a small kernel: 0.4 ms for 256^2) is not held up by it.
+
 Only the session call is shared: normalisation, tiling and stitching stay per frame in the
 caller's thread, so frames with different gains, offsets or ``global`` per-frame scaling
 batch together and each gets exactly the rows it sent. ONNX Runtime's CPU kernels compute
@@ -22,12 +29,13 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 #: Default longest wait of a call for others to share its run (``serve --max-queue-delay-ms``).
-DEFAULT_MAX_DELAY = 0.005
+DEFAULT_MAX_DELAY = 0.002
 #: Default most windows in one batched run (``serve --max-batch``).
 DEFAULT_MAX_BATCH = 8
 
@@ -44,11 +52,15 @@ class BatchPolicy:
         Seconds the oldest waiting call may wait for others before its run starts.
     instances : int
         Runs of one model at the same time (each takes a batch).
+    adaptive : bool
+        Wait no longer than a run of one call of the same window shape took so far
+        (False: the whole ``max_delay`` while declared frames may still come; tests use it).
     """
 
     max_batch: int = DEFAULT_MAX_BATCH
     max_delay: float = DEFAULT_MAX_DELAY
     instances: int = 1
+    adaptive: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "max_batch", max(1, int(self.max_batch)))
@@ -82,9 +94,10 @@ def batch_dimension(session) -> int | None:
 class _Call:
     """One caller's windows, waiting for a run, and then its rows of the output (or the error)."""
 
-    __slots__ = ("batch", "limit", "arrived", "taken", "done", "result", "error")
+    __slots__ = ("batch", "limit", "arrived", "taken", "done", "result", "error", "wake")
 
-    def __init__(self, batch: np.ndarray, limit: int):
+    def __init__(self, batch: np.ndarray, limit: int, lock: threading.Lock):
+        self.wake = threading.Condition(lock)  # this caller's own wake-up: no thundering herd of 16 threads
         self.batch = batch
         self.limit = limit
         self.arrived = time.monotonic()
@@ -118,9 +131,25 @@ class DynamicBatcher:
         self.provider = getattr(backend, "provider", "")
         self._pending: list[_Call] = []
         self._running = 0
-        self._cond = threading.Condition()
+        self._inside = 0  # frames between caller()'s entry and exit
+        self._in_runs = 0  # calls of the runs in progress
+        self._seconds: dict[tuple, float] = {}  # window shape -> seconds one call's share of a run took (running mean)
+        self._lock = threading.Lock()
         self.runs = 0  # shared runs made (for tests and the log)
         self.batched_calls = 0  # calls that shared a run with another
+
+    @contextmanager
+    def caller(self):
+        """Declare one frame on its way to :meth:`run` (a leader may wait for its windows)
+        until the block ends. Calls of :meth:`run` outside such a block never make a leader wait."""
+        with self._lock:
+            self._inside += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._inside -= 1
+                self._wake_head()
 
     def run(self, batch: np.ndarray, *, limit: int | None = None) -> np.ndarray:
         """Model output for ``batch``, computed in a run shared with concurrent calls.
@@ -138,23 +167,25 @@ class DynamicBatcher:
         ndarray
             float32, the model's output rows for ``batch`` (same bits as ``backend.run(batch)``).
         """
-        call = _Call(batch, max(1, min(int(limit or self.policy.max_batch), self.policy.max_batch)))
-        with self._cond:
+        call = _Call(batch, max(1, min(int(limit or self.policy.max_batch), self.policy.max_batch)), self._lock)
+        with self._lock:
             self._pending.append(call)
-            self._cond.notify_all()
+            self._wake_head()
             group = self._wait_or_lead(call)
         if group is None:  # another caller ran it
             return self._outcome(call)
         try:
             self._execute(group)
         finally:
-            with self._cond:
+            with self._lock:
                 self._running -= 1
+                self._in_runs -= len(group)
                 for member in group:
                     if member.result is None and member.error is None:  # the leader was interrupted
                         member.error = RuntimeError("the shared model run was interrupted; send the frame again.")
                     member.done = True
-                self._cond.notify_all()
+                    member.wake.notify()
+                self._wake_head()  # a run's place is free
         return self._outcome(call)
 
     @staticmethod
@@ -169,20 +200,30 @@ class DynamicBatcher:
         """Under the lock: wait until ``call`` is done (None) or leads a group it takes (the group)."""
         while not call.done:
             if call.taken or self._running >= self.policy.instances or self._pending[0] is not call:
-                self._cond.wait()
+                call.wake.wait()
                 continue
             group = self._gather(call)
             windows = sum(len(member.batch) for member in group)
-            remaining = call.arrived + self.policy.max_delay - time.monotonic()
-            if windows >= call.limit or remaining <= 0:
+            delay = self.policy.max_delay
+            if self.policy.adaptive:
+                delay = min(delay, self._seconds.get(call.batch.shape[1:], delay))
+            remaining = call.arrived + delay - time.monotonic()
+            coming = self._inside - len(self._pending) - self._in_runs  # declared frames not queued yet
+            if windows >= call.limit or remaining <= 0 or coming <= 0:
                 for member in group:
                     member.taken = True
                     self._pending.remove(member)
                 self._running += 1
-                self._cond.notify_all()  # the next oldest may lead while this group runs
+                self._in_runs += len(group)
+                self._wake_head()  # the next oldest may lead while this group runs
                 return group
-            self._cond.wait(remaining)
+            call.wake.wait(remaining)
         return None
+
+    def _wake_head(self) -> None:
+        """Under the lock: the oldest waiting call looks again (it may lead now, or stop waiting)."""
+        if self._pending:
+            self._pending[0].wake.notify()
 
     def _gather(self, head: _Call) -> list[_Call]:
         """``head`` and the later calls of the same window shape that fit its and their limits."""
@@ -202,8 +243,11 @@ class DynamicBatcher:
 
     def _execute(self, group: list[_Call]) -> None:
         """Run ``group`` as one batch (call by call when that fails) and give each call its rows."""
+        shape = group[0].batch.shape[1:]
+        started = time.monotonic()
         if len(group) == 1:
             self._run_alone(group[0])
+            self._timed(shape, time.monotonic() - started)
             return
         self.runs += 1
         self.batched_calls += len(group)
@@ -213,12 +257,19 @@ class DynamicBatcher:
             for member in group:
                 self._run_alone(member)
             return
+        self._timed(shape, (time.monotonic() - started) / len(group))
         start = 0
         for member in group:
             stop = start + len(member.batch)
             member.result = output[start:stop]
             member.batch = None
             start = stop
+
+    def _timed(self, shape: tuple, seconds: float) -> None:
+        """Fold one call's share of a run into the running mean for its window shape."""
+        with self._lock:
+            before = self._seconds.get(shape)
+            self._seconds[shape] = seconds if before is None else 0.8 * before + 0.2 * seconds
 
     def _run_alone(self, call: _Call) -> None:
         try:

@@ -6,6 +6,7 @@ No gRPC here (ARCHITECTURE.md): the server, the CLI's embedded mode and scripts 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -125,6 +126,13 @@ class Engine:
             return self.repository.get(model_id)
         return self.repository.default_for(modality)
 
+    def batching_stats(self) -> dict[str, dict[str, int]]:
+        """Per model with a batching backend: ``runs`` shared by several calls and ``calls`` that shared one."""
+        with self._lock:
+            backends = dict(self._backends)
+        return {model: {"runs": b.runs, "calls": b.batched_calls} for model, b in backends.items()
+                if isinstance(b, DynamicBatcher)}
+
     def _backend(self, card: ModelCard):
         with self._lock:  # sessions are created once and then shared by every thread
             backend = self._backends.get(card.id)
@@ -197,10 +205,13 @@ class Engine:
         tile_size = check_job_options(tile_size=tile_size)["tile_size"]
         frame = as_frame(frame, index=index)
         where = f"frame {index}" if index is not None else "the frame"
-        mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
-        normalised = mapping.forward(frame, where=where)
-        result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None,
-                                 cancelled=cancelled)
+        backend = self._backend(card)
+        # A batching backend knows this frame is coming, so a run may wait for its windows.
+        with backend.caller() if isinstance(backend, DynamicBatcher) else contextlib.nullcontext():
+            mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
+            normalised = mapping.forward(frame, where=where)
+            result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None,
+                                     cancelled=cancelled)
         return mapping.inverse(result, where=where)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:

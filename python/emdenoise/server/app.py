@@ -51,8 +51,9 @@ def create_server(
 
     ``max_streams`` bounds concurrent RPCs; up to ``max_queued`` more wait for a place for at
     most ``queue_seconds``, and only calls beyond that queue are refused with RESOURCE_EXHAUSTED.
-    ``max_parallel_frames`` bounds model runs at once across all streams (with the engine's
-    dynamic batching, each run may stack the frames of several streams).
+    ``max_parallel_frames`` bounds frames computed at once across all streams (with the
+    engine's dynamic batching, ``max_parallel_frames * max_batch`` frames, whose windows
+    share runs, :class:`~emdenoise.server.service.DenoiserService`).
     ``tls_cert``/``tls_key`` (PEM files) make it speak TLS; with ``token`` every call must
     carry ``authorization: Bearer <token>`` (:mod:`emdenoise.server.auth`). Health checks
     are answered outside ``max_streams``, and a client stream silent for ``idle_seconds``
@@ -148,8 +149,10 @@ def serve(
     if warning:
         print(f"warning: {warning}", flush=True)
     # idle ONNX Runtime threads sleep: spinning ones took the cores the transport needs (issue 20, item 3)
-    # concurrent calls for one model share ONNX Runtime runs (issue 20, item 5; engine.batching)
-    batching = BatchPolicy(max_batch=max_batch, max_delay=max_queue_delay, instances=max_parallel_frames)
+    # Concurrent calls for one model share ONNX Runtime runs (issue 20, item 5; engine.batching), one
+    # run of a model at a time: its intra-op threads take every core, and with two runs at once
+    # ede-kernel-stem-5 (16 clients, 256^2) lost ~15 % against no batching, with one it kept level.
+    batching = BatchPolicy(max_batch=max_batch, max_delay=max_queue_delay, instances=1)
     engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False,
                     batching=batching)
     server, bound, health_servicer = create_server(
@@ -198,6 +201,8 @@ def serve(
     for problem in engine.repository.problems:
         print(f"warning: {problem}", flush=True)
     stopping.wait()
+    for model, counts in engine.batching_stats().items():
+        print(f"dynamic batching, {model}: {counts['calls']} calls shared {counts['runs']} runs", flush=True)
     stop_within(server, grace_seconds, started=signalled[0] if signalled else None)
 
 

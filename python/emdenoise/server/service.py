@@ -61,9 +61,9 @@ class DenoiserService(pb_grpc.DenoiserServicer):
     max_parallel_frames : int
         Frames computed at the same time across all streams (bounded concurrency: more
         streams wait their turn instead of exhausting memory). When the engine batches
-        calls (``engine.batching``), that many model runs, each of up to ``max_batch``
-        windows, so ``max_parallel_frames * max_batch`` frames may be in the engine at once
-        (a frame waits there at most the batch delay, or for a run in progress).
+        calls (``engine.batching``), ``max_parallel_frames * max_batch`` frames may be in
+        the engine at once, so that runs can stack up to ``max_batch`` windows (a frame
+        waits there at most the batch delay, or for a run in progress).
     max_frame_bytes : int
         Largest frame a request may announce.
     """

@@ -45,3 +45,20 @@ def test_bench_engine_times_this_tree_and_a_baseline_commit(tmp_path, capsys):
         assert summary["latency"]["2"]["requests"] == 2 and summary["latency"]["2"]["errors"] == 0
         assert 0 <= summary["halo_fraction"] < 0.2 and summary["peak_rss_mib_server"] > 0
     assert model["comparison"]["verdict"]
+
+
+def test_bench_engine_throughput_run_compares_one_client_with_many(tmp_path, capsys):
+    out = tmp_path / "throughput.json"
+    code = main(["bench", "engine", "--model", "ede-kernel-tem-3", "--rounds", "0", "--clients", "",
+                 "--throughput-stacks", "2", "--throughput-clients", "3", "--throughput-frames", "1",
+                 "--throughput-size", "64", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for words in ("1 client MP/s", "C clients MP/s", "identical to serial", "--max-batch 1",
+                  "--max-batch 8 --max-queue-delay-ms 2", "batching on / off"):
+        assert words in printed
+    figures = json.loads(out.read_text())["models"]["ede-kernel-tem-3"]["throughput"]["figures"]
+    assert len(figures) == 2
+    for figure in figures.values():
+        assert figure["errors"] == 0 and figure["same_as_serial"] == figure["stacks_expected"] == 6
+        assert figure["one_client_mpix_s"] > 0 and figure["many_clients_mpix_s"] > 0

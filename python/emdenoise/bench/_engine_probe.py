@@ -17,6 +17,12 @@ Jobs
 ``latency``
     a real server; for each client count, that many concurrent clients each send
     ``requests`` one-frame requests; per-request seconds and the level's MP/s.
+``throughput``
+    a real server started with ``server_args`` (this tree only: ``--max-batch`` and
+    ``--max-queue-delay-ms`` are newer than f9f4b87); one client denoises ``stacks``
+    distinct stacks one after the other, then ``clients`` concurrent clients each denoise
+    all of them (starting at different stacks); MP/s of both, errors, and the sha256 of
+    every stack's output in each run (the parent compares them with a serial run).
 """
 
 from __future__ import annotations
@@ -124,8 +130,65 @@ def latency(job: dict) -> dict:
     return {"levels": levels, "server_peak_rss_mib": peak}
 
 
+def _stack_digest(client, stack, job) -> str:
+    digest = hashlib.sha256()
+    for out in client.denoise(list(stack), job["model"], frame_count=len(stack), gain=1.0, offset=0.0):
+        digest.update(np.asarray(out, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def throughput(job: dict) -> dict:
+    from emdenoise.client import RemoteClient
+    from emdenoise.server.subprocess_server import ServerProcess
+
+    stacks = [_frames(job["depth"], job["size"], job["dtype"], seed=100 + i) for i in range(job["stacks"])]
+    pixels = sum(f.size for f in stacks[0])
+    clients = job["clients"]
+    with ServerProcess(*job["server_args"], device=job["device"]) as server:
+        with RemoteClient(server.address) as client:
+            _stack_digest(client, stacks[0], job)  # warm-up: session and shape plans
+            started = time.perf_counter()
+            serial = [_stack_digest(client, stack, job) for stack in stacks]
+            one_seconds = time.perf_counter() - started
+
+        digests: list[list] = [[None] * len(stacks) for _ in range(clients)]
+        errors: list[str] = []
+        lock = threading.Lock()
+        gate = threading.Barrier(clients + 1)
+
+        def one_client(index: int) -> None:
+            with RemoteClient(server.address) as remote:
+                remote.wait_ready()
+                gate.wait()
+                for step in range(len(stacks)):
+                    which = (index + step) % len(stacks)
+                    try:
+                        digests[index][which] = _stack_digest(remote, stacks[which], job)
+                    except Exception as error:  # counted, not raised: errors are a figure
+                        with lock:
+                            errors.append(f"{type(error).__name__}: {error}")
+
+        threads = [threading.Thread(target=one_client, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        gate.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        many_seconds = time.perf_counter() - started
+        peak = _hwm_kb(server.pid) / 1024
+    shared = [line.strip() for line in server.lines if line.startswith("dynamic batching")]  # printed at stop
+    done = [d for row in digests for d in row if d is not None]
+    same = sum(1 for row in digests for which, d in enumerate(row) if d == serial[which])
+    return {"one_client_mpix_s": len(stacks) * pixels / 1e6 / one_seconds,
+            "many_clients_mpix_s": clients * len(stacks) * pixels / 1e6 / many_seconds,
+            "one_client_s": one_seconds, "many_clients_s": many_seconds, "stacks_done": len(done),
+            "stacks_expected": clients * len(stacks), "same_as_serial": same, "errors": errors,
+            "serial_digests": serial, "server_peak_rss_mib": peak, "shared_runs": shared}
+
+
 if __name__ == "__main__":
     job = json.loads(sys.argv[1])
-    result = {"inproc": inproc, "grpc": grpc, "latency": latency}[job["op"]](job)
+    result = {"inproc": inproc, "grpc": grpc, "latency": latency, "throughput": throughput}[job["op"]](job)
     result["emdenoise_file"] = sys.modules["emdenoise"].__file__
     print("@@" + json.dumps(result), flush=True)

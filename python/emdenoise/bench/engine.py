@@ -15,6 +15,12 @@ There is no shared-memory path yet (issue 20, item 3): its column says so.
 
 ``--stack-frames N`` also streams N frames of 1024x1024 through a server of this tree and
 prints its resident memory at 10 % and at the end (flat: the stack is never held whole).
+
+``--throughput-stacks S`` (issue 20, item 5) times a server of this tree with one client
+denoising S distinct stacks in turn, then ``--throughput-clients`` clients at once each
+denoising all S, once with dynamic batching off (``--max-batch 1``) and once on, in
+alternating order over ``--throughput-rounds``; it prints MP/s of both, their ratio, the
+errors and how many stack outputs equal the serial run's (sha256 of every frame).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ CURRENT = "this tree"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "engine",
-        help="megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
+        help="megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV; "
+             "--throughput-stacks S: 1 vs 16 clients x S stacks, batching off/on",
     )
     p.add_argument("--model", action="append", help="model id (repeatable); default: every shipped onnx denoiser")
     p.add_argument("--frames", type=int, default=4, help="frames per timing (after one warm-up frame)")
@@ -50,6 +57,15 @@ def register(subparsers) -> None:
     p.add_argument("--latency-size", type=int, help="frame side for the latency run (default: --size)")
     p.add_argument("--baseline", metavar="REV", help="also time this commit (git archive -> wheel -> temporary venv)")
     p.add_argument("--stack-frames", type=int, default=0, help="frames for the server memory run on this tree (0: skip)")
+    p.add_argument("--throughput-stacks", type=int, default=0, metavar="S",
+                   help="stacks per client for the 1-client vs many-clients throughput run (0: skip)")
+    p.add_argument("--throughput-clients", type=int, default=16, metavar="C", help="concurrent clients in that run")
+    p.add_argument("--throughput-frames", type=int, default=2, metavar="N", help="frames per stack in that run")
+    p.add_argument("--throughput-size", type=int, default=256, metavar="PX", help="frame side in that run")
+    p.add_argument("--throughput-rounds", type=int, default=1, help="rounds of that run (batching off and on, alternating)")
+    p.add_argument("--max-batch", type=int, default=8, help="the batching server's --max-batch in that run")
+    p.add_argument("--max-queue-delay-ms", type=float, default=2.0,
+                   help="the batching server's --max-queue-delay-ms in that run")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--timeout", type=float, default=3600, help="seconds one job may take")
     p.add_argument("--json", type=Path, help="also write every figure here")
@@ -264,16 +280,69 @@ def run(args) -> int:
                     job = dict(base_job, op="latency", clients=[level], requests=args.requests,
                                latency_size=args.latency_size or args.size)
                     rows[version]["latency"].append(run_job(pythons[version], job, args.timeout))
-            summary = summarise(rows)
-            comparison = compare_outputs(rows, versions, files)
-            print_model(model, summary, versions, args, comparison)
-            report["models"][model] = {"summary": summary, "comparison": comparison, "raw": rows}
+            report["models"][model] = {}
+            if args.rounds or clients:
+                summary = summarise(rows)
+                comparison = compare_outputs(rows, versions, files)
+                print_model(model, summary, versions, args, comparison)
+                report["models"][model] = {"summary": summary, "comparison": comparison, "raw": rows}
+            if args.throughput_stacks:
+                report["models"][model]["throughput"] = throughput_run(model, args)
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
         if args.stack_frames:
             report["memory"] = _memory_run(models[0], args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
+
+
+def throughput_configs(args) -> list[tuple[str, list[str]]]:
+    """The two servers of the throughput run: batching off, and on with the given settings."""
+    on = ["--max-batch", str(args.max_batch), "--max-queue-delay-ms", f"{args.max_queue_delay_ms:g}"]
+    return [("--max-batch 1", ["--max-batch", "1"]), (" ".join(on), on)]
+
+
+def throughput_run(model: str, args) -> dict:
+    """1 client vs ``--throughput-clients`` clients x ``--throughput-stacks`` stacks, batching off and
+    on (one server per job, alternating); printed, and returned with every job's figures."""
+    configs = throughput_configs(args)
+    jobs = {name: [] for name, _ in configs}
+    base = {"op": "throughput", "model": model, "stacks": args.throughput_stacks, "clients": args.throughput_clients,
+            "depth": args.throughput_frames, "size": args.throughput_size, "dtype": args.dtype, "device": args.device}
+    for round_index in range(max(1, args.throughput_rounds)):
+        for name, server_args in configs if round_index % 2 == 0 else configs[::-1]:
+            jobs[name].append(run_job(sys.executable, dict(base, server_args=server_args), args.timeout))
+    reference = next((j["serial_digests"] for j in jobs[configs[0][0]] if "error" not in j), None)
+    print(f"\n{model}: throughput, 1 client vs {args.throughput_clients} clients x {args.throughput_stacks} stacks of "
+          f"{args.throughput_frames} x {args.throughput_size}^2 {args.dtype} ({args.throughput_rounds} round(s), "
+          f"server of this tree; medians)")
+    print(f"  {'server':<34}{'1 client MP/s':>14}{'C clients MP/s':>16}{'C / 1':>8}{'errors':>8}  identical to serial")
+    figures = {}
+    for name, _ in configs:
+        done = _ok(jobs[name])
+        one = median([j["one_client_mpix_s"] for j in done])
+        many = median([j["many_clients_mpix_s"] for j in done])
+        errors = sum(len(j["errors"]) for j in done) + len(jobs[name]) - len(done)
+        same = sum(j["same_as_serial"] if reference and j["serial_digests"] == reference else 0 for j in done)
+        expected = sum(j["stacks_expected"] for j in done)
+        figures[name] = {"one_client_mpix_s": one, "many_clients_mpix_s": many, "errors": errors,
+                         "same_as_serial": same, "stacks_expected": expected,
+                         "per_round": [(round(j["one_client_mpix_s"], 3), round(j["many_clients_mpix_s"], 3)) for j in done]}
+        print(f"  {name:<34}{one:>14.3g}{many:>16.3g}{_ratio(many, one):>8}{errors:>8}  {same}/{expected} stacks")
+    (off, _), (on, _) = configs
+    print(f"  {args.throughput_clients} clients, batching on / off: "
+          f"{_ratio(figures[on]['many_clients_mpix_s'], figures[off]['many_clients_mpix_s'])}; "
+          f"batching on, {args.throughput_clients} clients / 1 client (off): "
+          f"{_ratio(figures[on]['many_clients_mpix_s'], figures[off]['one_client_mpix_s'])}")
+    for name, _ in configs:
+        print(f"  MP/s per round (1 client, C clients), {name}: {figures[name]['per_round']}")
+        shared = [line for job in _ok(jobs[name]) for line in job.get("shared_runs", [])]
+        if shared:
+            print(f"  server ({name}): " + "; ".join(shared))
+        for job in jobs[name]:
+            for error in ([job["error"]] if "error" in job else job["errors"])[:3]:
+                print(f"  ERROR ({name}): {error}")
+    return {"figures": figures, "raw": jobs}
 
 
 def _default_models(device: str) -> list[str]:

@@ -80,6 +80,16 @@ def _run(argv: list[str], *, timeout: float, env: dict | None, cwd: Path | None)
     return Run(process.returncode, output, time.monotonic() - start)
 
 
+def wait_for_workers_to_exit(temp: Path, timeout: float = 60.0) -> None:
+    """Wait until no warm worker folder (``emdenoise-worker-*``) is left in ``temp``.
+
+    A worker stops within a second of its ImageJ; this only returns early, it asserts nothing.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and list(Path(temp).glob("emdenoise-worker-*")):
+        time.sleep(0.1)
+
+
 def installed_imagej(tmp_path: Path) -> tuple[Path, Path, Path]:
     """An ImageJ folder in ``tmp_path`` with the emdenoise commands installed, and empty HOME and temp folders."""
     from emdenoise.fiji.install import install

@@ -22,7 +22,15 @@ from emdenoise.client import connect
 from emdenoise.workflow import denoise_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagej_helpers import REPO, imagej_env, installed_imagej, missing_tools, run_batch, run_harness  # noqa: E402
+from imagej_helpers import (  # noqa: E402
+    REPO,
+    imagej_env,
+    installed_imagej,
+    missing_tools,
+    run_batch,
+    run_harness,
+    wait_for_workers_to_exit,
+)
 
 pytestmark = [pytest.mark.imagej, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -46,7 +54,12 @@ def write_stack(path: Path, shape, *, seed: int = 0, axes: str = "TYX", **metada
 
 
 def leftovers(temp: Path) -> list[Path]:
-    """Files in the temp folder, less onnxruntime's '.ses' (written on import, by the CLI too)."""
+    """Files in the temp folder, less onnxruntime's '.ses' (written on import, by the CLI too).
+
+    ImageJ has exited when this is called; its warm worker notices within a second and
+    removes its own folder, so that folder is waited for (60 s at most) before looking.
+    """
+    wait_for_workers_to_exit(temp)
     return [p for p in temp.iterdir() if p.name != ".ses"]
 
 

@@ -153,8 +153,14 @@ print("STATUS " + replace(status, "\\n", " | "));
 
 
 def _worker_pids(job: Path) -> list[int]:
-    """Process ids of workers running ``job`` (from /proc, whatever the worker writes)."""
+    """Process ids of workers running ``job``: the one its beat names (ImageJ's warm worker
+    runs many jobs), and any whose command line names it (a worker of this job alone)."""
     pids = []
+    try:
+        named = (job / "worker-beat.txt").read_text().split("pid=", 1)[1].split()[0]
+        pids.append(int(named.split(":")[0]))
+    except (OSError, IndexError, ValueError):
+        pass
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -34,14 +34,23 @@ if (bitDepth() == 24)
 
 // Model chooser from ListModels of the configured server (or the embedded engine).
 server = call("ij.Prefs.get", "emdenoise.server", "embedded");
-listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "models", "--server", server);
 // A user sees "id | MODALITY | dose range | speed"; a macro's options name bare ids.
 macroOptions = "" + call("ij.Macro.getOptions");  // run("EM Denoise", options) gave them: no dialog is shown
 interactive = false;
 if (macroOptions == "" || macroOptions == "null")
 	interactive = true;
+// A macro's call shows no dialog: its model id goes to the worker as it is (an unknown id
+// is reported from there), without a Python started per image just to list the models.
+listing = "";
+if (interactive)
+	listing = exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "models", "--server", server);
 models = newArray("default");
 choices = newArray("default");
+given = call("ij.Macro.getValue", macroOptions, "model", "default");
+if (!interactive && given != "default") {
+	models = Array.concat(models, given);
+	choices = Array.concat(choices, given);
+}
 listingError = "";
 lines = split(listing, "\n");
 for (i = 0; i < lines.length; i++) {
@@ -157,10 +166,10 @@ if (residual) {
 	restoreCalibration();
 	selectImage(resultID);
 }
-exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", jobdir);
+removeJobFolder(jobdir);
 if (interactive)
 	recordModel(usedModel);
-done = TITLE + ": " + inputTitle + " -> " + getTitle() + " (" + nSlices + " frames, " + seconds + " s, worker peak " + peak + " MiB)";
+done = TITLE + ": " + inputTitle + " -> " + getTitle() + " (" + nSlices + " frames, " + seconds + " s, worker peak " + peak + " MiB, worker pid " + keyValue(status, "worker_pid") + ")";
 // Warnings (a dose outside the model's range) stay in the Log, one line each.
 warnings = parseInt(keyValue(status, "warnings"));
 for (k = 1; k <= warnings; k++)
@@ -182,6 +191,17 @@ function cancelled() {
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
 	exit;
+}
+
+// The finished job's folder holds only this user's files (it is private): they are deleted
+// here, without starting a Python per image; the bridge's clean removes what is left, if
+// anything is (a file the worker wrote last).
+function removeJobFolder(folder) {
+	files = getFileList(folder);
+	for (k = 0; k < files.length; k++)
+		deleted = File.delete(folder + files[k]);  // assigned: batch mode prints a bare call's value
+	if (File.exists(folder) && File.delete(folder) != "1")
+		exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "clean", folder);
 }
 
 function fail(message) {

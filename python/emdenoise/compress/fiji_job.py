@@ -18,10 +18,9 @@ from emdenoise.errors import UserError
 
 
 def _client(request: dict[str, str]):
-    from emdenoise.client import connect
-    from emdenoise.fiji.clients import server_of
+    from emdenoise.fiji.clients import job_client
 
-    return connect(server_of(request.get("server")))
+    return job_client(request.get("server"))  # the warm worker keeps the embedded engine's models loaded
 
 
 def _progress(job):

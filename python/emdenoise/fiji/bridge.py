@@ -15,20 +15,33 @@ server is set, the server otherwise):
     Creates a private job folder in ImageJ's temp folder ``TEMP`` (fresh random name,
     mode 0700, :func:`emdenoise.fiji.jobdir.create_job_dir`) and prints its path.
 ``start JOBDIR``
-    Starts a detached worker on the job folder's request and returns at once; its working
-    directory is outside the job folder and it imports nothing from there.
+    Hands the job folder to the warm worker of the ImageJ process that ran the command
+    (:mod:`emdenoise.fiji.handover`: one long-lived worker per ImageJ session, started by
+    the first command, models kept loaded) and returns at once. It prints ``started PID``,
+    then ``beat=``/``log=`` (the worker's beat file and log, for the job runner) and, when
+    it found the worker dead and started a new one, ``note=`` with one sentence saying so.
+    Where no warm worker can be had (or ``$EMDENOISE_FIJI_WORKER`` is ``job``), it starts
+    a detached worker for this job alone, as before.
+``serve SESSIONDIR --owner PID``
+    The warm worker (:mod:`emdenoise.fiji.session_worker`): runs the jobs handed to it until
+    ImageJ process ``PID`` is gone or it was idle for ``--idle`` seconds.
 ``work JOBDIR``
-    The worker: runs the request's action, found by name in
+    A worker of one job: runs the request's action, found by name in
     :data:`emdenoise.fiji.job_actions.ACTIONS` (``action=denoise``:
     :func:`emdenoise.fiji.denoise_job.run_denoise`, exactly what ``emdenoise denoise`` runs
     per file), rewriting the status file as frames finish, and cancels itself when the
-    macro's heartbeat stops.
+    macro's heartbeat stops. The warm worker runs each job the same way
+    (:func:`emdenoise.fiji.job_run.run_job`).
+``worker``
+    ``pid=PID`` of this ImageJ's warm worker, or ``pid=`` when none runs (``--temp``:
+    ImageJ's temp folder).
 ``clean JOBDIR``
     Removes a job folder.
 
-Only the standard library and small ``emdenoise.fiji`` modules are imported at module
-level, so ``models``' and ``clean``'s start-up stays short; the engine, the client and the
-action's handler load inside the worker. No handler imports this module back.
+Only the standard library and :mod:`emdenoise.fiji.jobdir` are imported at module level
+and each verb imports what it needs, so ``newjob``'s, ``start``'s and ``clean``'s start-up
+stays short; the engine, the client and the action's handler load inside the worker. No
+handler imports this module back.
 """
 
 from __future__ import annotations
@@ -36,23 +49,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-import time
-import traceback
 from pathlib import Path
 
-from emdenoise.fiji.clients import server_of
-from emdenoise.fiji.job_actions import ACTIONS
-from emdenoise.fiji.jobdir import (
-    HEARTBEAT_TIMEOUT,
-    LOG,
-    WORKER_BEAT_INTERVAL,
-    JobDir,
-    create_job_dir,
-    private_log,
-    sweep_stale_jobs,
-)
-from emdenoise.fiji.spawn import python_module_argv, safe_cwd, spawn_detached
+# Each verb imports the rest of what it needs itself: every EM command starts this module
+# two or three times, so ``newjob`` and ``clean`` load no more than the job folder's code.
+from emdenoise.fiji.jobdir import HEARTBEAT_TIMEOUT, JobDir, create_job_dir
+
+
+def __getattr__(name: str):
+    # ``ACTIONS`` stays reachable here (scripts and tests patch it) without loading the
+    # registry in the verbs that do not run jobs.
+    if name == "ACTIONS":
+        from emdenoise.fiji.job_actions import ACTIONS
+
+        return ACTIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- models ------------------------------------------------------------------------------
@@ -67,6 +78,7 @@ def list_denoisers(server: str | None, task: str = "denoise") -> list[dict]:
 
 def cmd_models(args) -> int:
     from emdenoise.errors import UserError
+    from emdenoise.fiji.clients import server_of
     from emdenoise.fiji.model_labels import describe
 
     try:
@@ -92,16 +104,66 @@ def cmd_newjob(args) -> int:
 
 
 def cmd_start(args) -> int:
+    from emdenoise.fiji.handover import hand_over
+    from emdenoise.fiji.jobdir import sweep_stale_jobs
+    from emdenoise.fiji.session import BEAT, LOG, SessionUnavailable
+
     job = JobDir(args.jobdir)
     job.request()  # fail here, synchronously, when the macro wrote no request
     sweep_stale_jobs(job.path.parent)
-    job.write_status("starting")
-    pid = spawn_detached(
+    note = ""
+    if os.environ.get("EMDENOISE_FIJI_WORKER", "").strip().lower() != "job":
+        try:
+            # The status is written before the job is queued: the worker may take it at once.
+            handoff = hand_over(job.path, before_queue=lambda started: job.write_status(
+                "starting", phase="starting worker" if started else ""))
+        except SessionUnavailable as why:
+            note = f"no warm emdenoise worker ({why}); this job runs in a worker of its own."
+        else:
+            state = handoff.session.state()
+            print(f"started {state.process.pid if state.process else ''}".rstrip())
+            print(f"beat={handoff.session.file(BEAT)}")
+            print(f"log={handoff.session.file(LOG)}")
+            if handoff.note:
+                print(f"note={handoff.note}")
+            return 0
+    job.write_status("starting", phase="starting worker")
+    pid = start_job_worker(job)
+    print(f"started {pid}")
+    if note:
+        print(f"note={note}")
+    return 0
+
+
+def start_job_worker(job: JobDir) -> int:
+    """Start a detached worker for ``job`` alone (``bridge work JOBDIR``); return its pid."""
+    from emdenoise.fiji.jobdir import LOG
+    from emdenoise.fiji.spawn import python_module_argv, safe_cwd, spawn_detached
+
+    return spawn_detached(
         python_module_argv("emdenoise.fiji.bridge", "work", str(job.path)),
         log_path=job.file(LOG),
         cwd=safe_cwd(),
     )
-    print(f"started {pid}")
+
+
+def cmd_serve(args) -> int:
+    from emdenoise.fiji.session import idle_timeout
+    from emdenoise.fiji.session_worker import serve
+
+    return serve(args.session, args.owner, idle_timeout() if args.idle is None else args.idle)
+
+
+def cmd_worker(args) -> int:
+    import tempfile
+
+    from emdenoise.fiji.handover import imagej_process
+    from emdenoise.fiji.session import SessionDir, session_path
+
+    temp = args.temp or tempfile.gettempdir()
+    state = SessionDir(session_path(temp, imagej_process())).state()
+    alive = state.alive and state.process is not None and state.process.alive()
+    print(f"pid={state.process.pid if alive else ''}")
     return 0
 
 
@@ -110,18 +172,14 @@ def cmd_clean(args) -> int:
     return 0
 
 
-# -- the worker --------------------------------------------------------------------------
-def _peak_memory_mib() -> float | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024.0 if sys.platform != "darwin" else peak / 2**20
-
-
-def _watch_heartbeat(job: JobDir, started: float, finished: threading.Event) -> None:
+# -- a worker of one job -------------------------------------------------------------------
+def _watch_heartbeat(job: JobDir, started: float, finished) -> None:
     """Beat for the macro; cancel the job when the macro stops polling (Esc, ImageJ closed)."""
+    import time
+
+    from emdenoise.fiji.job_run import run_cancel_hooks
+    from emdenoise.fiji.jobdir import WORKER_BEAT_INTERVAL
+
     while True:
         try:
             job.beat()
@@ -136,79 +194,24 @@ def _watch_heartbeat(job: JobDir, started: float, finished: threading.Event) -> 
             age = time.time() - started
         if age > HEARTBEAT_TIMEOUT:
             print(f"no heartbeat for {age:.1f} s: cancelling and removing {job.path}", flush=True)
-            _run_cancel_hooks()
+            run_cancel_hooks()
             job.remove()
             os._exit(3)  # ends running inference too; a server sees the stream cancelled
 
 
-def _run_cancel_hooks() -> None:
-    """Cancel what outlives this worker (a training job on a server) before it exits.
-
-    EM Train On Series and EM Train On Data both register theirs in ``train_job.CANCEL_HOOKS``.
-    """
-    hooks = sys.modules.get("emdenoise.fiji.train_job")
-    for hook in list(getattr(hooks, "CANCEL_HOOKS", ())):
-        try:
-            hook()
-        except Exception as error:  # the worker exits anyway
-            print(f"could not cancel: {error}", flush=True)
-
-
 def cmd_work(args) -> int:
+    import threading
+    import time
+
+    from emdenoise.fiji.job_run import run_job
+
     job = JobDir(args.jobdir)
     finished = threading.Event()
     threading.Thread(target=_watch_heartbeat, args=(job, time.time(), finished), daemon=True).start()
     try:
-        return _work(job)
+        return run_job(job)
     finally:
         finished.set()
-
-
-def _work(job: JobDir) -> int:
-    """Run the request and write its final status; a status that cannot be written is said in the log."""
-    try:
-        return _run_request(job)
-    except OSError as error:
-        if not job.path.exists():
-            return 3
-        # No status can be written: the macro sees this worker's beat stop and reports it.
-        print(f"emdenoise cannot write the status of {job.path} ({error}); the job stops.", flush=True)
-        return 4
-
-
-def _run_request(job: JobDir) -> int:
-    from emdenoise.errors import UserError
-
-    started = time.time()
-    try:
-        request = job.request()
-        action = request.get("action", "")
-        if action not in ACTIONS:
-            raise UserError(f"unknown job action {action!r}; update the emdenoise Fiji commands (emdenoise fiji install).")
-        result = ACTIONS[action](job, request)
-    except UserError as error:
-        job.write_status("error", message=str(error))
-        return 2
-    except Exception as error:  # anything else still reaches the user as one sentence
-        if not job.path.exists():  # cancelled: the macro removed the folder under us
-            return 3
-        # The job folder is removed after an error; the traceback stays next to it, in a new
-        # file of a random name (never a fixed name another user could plant a link at).
-        kept = private_log(job.path.parent, "emdenoise-fiji-error-")
-        kept.write_text(traceback.format_exc(), encoding="utf-8")
-        job.write_status(
-            "error",
-            message=f"emdenoise failed unexpectedly ({type(error).__name__}: {error}); the details are in {kept}.",
-        )
-        return 1
-    peak = _peak_memory_mib()
-    job.write_status(
-        "done",
-        seconds=f"{time.time() - started:.2f}",
-        peak_memory_mib="" if peak is None else f"{peak:.1f}",
-        **result,
-    )
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,13 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("temp", nargs="?", default="")
     p.set_defaults(func=cmd_newjob)
     for name, func, text in (
-        ("start", cmd_start, "start a detached worker on JOBDIR"),
-        ("work", cmd_work, "run JOBDIR's request (the worker)"),
+        ("start", cmd_start, "hand JOBDIR to this ImageJ's warm worker (started when none runs)"),
+        ("work", cmd_work, "run JOBDIR's request (a worker of one job)"),
         ("clean", cmd_clean, "remove JOBDIR"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("jobdir", type=Path)
         p.set_defaults(func=func)
+    p = sub.add_parser("serve", help="the warm worker of an ImageJ session (started by 'start')")
+    p.add_argument("session", type=Path)
+    p.add_argument("--owner", required=True, help="the ImageJ process: PID or PID:START")
+    p.add_argument("--idle", type=float, help="seconds without a job before it stops (default: $EMDENOISE_FIJI_WORKER_IDLE, else 900)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="print pid= of this ImageJ's warm worker (empty when none runs)")
+    p.add_argument("--temp", default="", help="ImageJ's temp folder")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 
@@ -269,10 +280,12 @@ def launcher_main(argv: list[str] | None = None) -> int:
         The exit status.
     """
     args = build_parser().parse_args(argv)
-    for name in ("jobdir", "temp"):
+    for name in ("jobdir", "temp", "session"):
         value = getattr(args, name, None)
         if value:
             setattr(args, name, type(value)(os.path.abspath(value)))
+    from emdenoise.fiji.spawn import safe_cwd
+
     os.chdir(safe_cwd())
     return int(args.func(args) or 0)
 

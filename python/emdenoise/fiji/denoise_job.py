@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from emdenoise.fiji.clients import server_of
+from emdenoise.fiji.clients import job_client, model_loaded, note_model_run, server_of
 from emdenoise.fiji.jobdir import JobDir
 
 STATUS_INTERVAL = 0.2  # seconds between status rewrites while frames stream
@@ -39,7 +39,6 @@ def _optional_float(value: str | None) -> float | None:
 
 def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     """Denoise ``request['input']`` into ``request['output']`` as the CLI would."""
-    from emdenoise.client import connect
     from emdenoise.engine.repository import choose_default
     from emdenoise.errors import UserError
     from emdenoise.workflow import denoise_file, file_modality
@@ -56,11 +55,12 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
     except ValueError:
         raise UserError("gain and offset must be numbers (0 = estimate from the image).") from None
     warnings: list[str] = []  # a dose outside the card's range: the macro's status line and Log
-    client = connect(server) if server else connect(None)
-    with client:
+    with job_client(server) as client:  # the warm worker's engine keeps its models loaded
         if model in ("", "default"):  # the file's own modality (EM Open's Info line, DM/EMD tags) first
             model = choose_default(client.list_models(), file_modality(source, modality))
-        job.write_status("running", done=0, total=0)
+        # The status bar says so at once while a model loads (10 s or more for a U-Net).
+        loading = server is None and not model_loaded(server, model)
+        job.write_status("running", done=0, total=0, phase="loading model" if loading else "")
         denoise_file(
             client,
             source,
@@ -74,6 +74,7 @@ def run_denoise(job: JobDir, request: dict[str, str]) -> dict[str, object]:
             tile_size=tile or None,
             warn=warnings.append,
         )
+        note_model_run(server, model)
     if request.get("residual"):
         write_residual(source, target, Path(request["residual"]), model=model)
     lines = [" ".join(w.split()) for w in warnings]

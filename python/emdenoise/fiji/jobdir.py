@@ -4,8 +4,9 @@ The Fiji commands (``fiji-macros/``) cannot call Python in-process, and ImageJ's
 ``exec()`` blocks without progress. So a command asks ``bridge newjob TEMP`` for a private
 job folder in ImageJ's temp directory (:func:`create_job_dir`: a fresh random name made by
 ``mkdtemp``, mode 0700, so other users can neither read the exported micrograph nor plant
-files or links in it), writes its request there (``key=value`` lines), starts a detached
-worker and polls the status file the worker rewrites after every frame. The macro touches
+files or links in it), writes its request there (``key=value`` lines), hands it to a
+worker (``bridge start``: the ImageJ session's warm worker, :mod:`emdenoise.fiji.session`)
+and polls the status file the worker rewrites after every frame. The macro touches
 a heartbeat file while it polls; when the heartbeat stops (Esc aborted the macro, ImageJ
 quit), the worker cancels the job and removes the folder. The worker touches its own
 beat file (:data:`WORKER_BEAT`) twice a second; when that stops while the status still

@@ -21,7 +21,6 @@ package supports, unlike ``-P``; the bridge then leaves that directory
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +50,8 @@ def spawn_detached(argv: list[str], *, log_path: Path, cwd: Path | None = None) 
     int
         The worker's process id.
     """
+    import subprocess  # here: the bridge's verbs that start nothing need not load it
+
     options: dict = {}
     if os.name == "nt":
         options["creationflags"] = (

@@ -18,7 +18,8 @@ from pathlib import Path
 from emdenoise.errors import UserError
 
 #: Callables the bridge runs before it abandons a job whose macro stopped polling (EM Train On
-#: Series and EM Train On Data alike: :mod:`emdenoise.fiji.adapt_job` uses this list too).
+#: Series and EM Train On Data alike: :mod:`emdenoise.fiji.adapt_job` uses this list too), in a
+#: worker of one job; the warm worker's jobs keep theirs in ``job.cancel_hooks``.
 CANCEL_HOOKS: list = []
 
 
@@ -61,7 +62,10 @@ def follow_job(job, training, job_id: str, progress) -> dict:
     UserError
         When the job fails or is cancelled (its own message).
     """
-    CANCEL_HOOKS.append(lambda: training.cancel(job_id))
+    # A job of the warm worker has hooks of its own (other jobs run beside it); a worker of
+    # one job uses this module's list.
+    hooks = getattr(job, "cancel_hooks", CANCEL_HOOKS)
+    hooks.append(lambda: training.cancel(job_id))
     final: dict = {}
     try:
         for event in training.watch(job_id):
@@ -70,7 +74,7 @@ def follow_job(job, training, job_id: str, progress) -> dict:
             elif event.get("kind") == "progress":
                 job.write_status("running", **progress(event))
     finally:
-        CANCEL_HOOKS.clear()
+        hooks.clear()
     if final.get("state") != "done":
         raise UserError(final.get("message") or f"the training job {job_id} ended as {final.get('state', 'unknown')}.")
     return final

@@ -64,9 +64,8 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
         no column was found), ``table`` (CSV), ``message``, ``model`` (empty when the
         estimate was given), ``regions`` and ``supported`` (counts).
     """
-    from emdenoise.client import connect
     from emdenoise.commands.likelihood import read_frame
-    from emdenoise.fiji.clients import server_of
+    from emdenoise.fiji.clients import job_client
     from emdenoise.likelihood.export import write_outputs, write_png
     from emdenoise.likelihood.overlay import overlay_rgba
 
@@ -98,7 +97,7 @@ def run_likelihood_job(job, request: dict[str, str]) -> dict[str, object]:
     gain, offset = _number(request, "gain"), _number(request, "offset")
     job.write_status("running", done=0, total=1)
     try:
-        with connect(server_of(request.get("server"))) as client:
+        with job_client(request.get("server")) as client:  # kept open by the warm worker
             result = client.likelihood(
                 noisy, denoised, model, modality=request.get("modality") or "any", gain=gain, offset=offset,
                 **settings, **extra

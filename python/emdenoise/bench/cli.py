@@ -46,6 +46,8 @@ SUBVERBS = (
          "emdenoise.bench.bioimageio:register"),
     Verb("startup", "median wall time of 'emdenoise --help', 'models' and 'denoise --help' against 'python -c pass'",
          "emdenoise.bench.startup:register"),
+    Verb("fiji-folder", "Denoise_Folder.ijm in real ImageJ (batch mode) vs 'emdenoise denoise FOLDER' on the same files",
+         "emdenoise.bench.fiji_folder:register"),
 )
 
 

@@ -44,8 +44,7 @@ CURRENT = "this tree"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "engine",
-        help="megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV; "
-             "--throughput-stacks S: 1 vs 16 clients x S stacks, batching off/on",
+        help="megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
     )
     p.add_argument("--model", action="append", help="model id (repeatable); default: every shipped onnx denoiser")
     p.add_argument("--frames", type=int, default=4, help="frames per timing (after one warm-up frame)")

@@ -22,8 +22,9 @@ def register(subparsers) -> None:
                    help="longest wait of a queued stream before it is refused as busy")
     p.add_argument("--max-parallel-frames", type=int, default=2,
                    help="frames computed at once (times --max-batch when batching: their tiles share runs)")
-    p.add_argument("--max-batch", type=int, default=8, metavar="N",
-                   help="most tiles of concurrent requests for one model stacked into one run (1: no batching)")
+    p.add_argument("--max-batch", type=int, metavar="N",
+                   help="most tiles of concurrent requests for one model stacked into one run "
+                        "(default: 8 on CUDA; 1, no batching, on CPU, where it measured no gain)")
     p.add_argument("--max-queue-delay-ms", type=float, default=2.0, metavar="MS",
                    help="longest wait of a tile for others to share its run (dynamic batching)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per inference call")
@@ -78,7 +79,7 @@ def run(args) -> int:
         metrics_port=args.metrics_port,
         max_queued=max(0, args.max_queued),
         queue_seconds=max(0.0, args.queue_timeout),
-        max_batch=max(1, args.max_batch),
+        max_batch=None if args.max_batch is None else max(1, args.max_batch),
         max_queue_delay=max(0.0, args.max_queue_delay_ms) / 1000.0,
     )
     return 0

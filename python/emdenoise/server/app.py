@@ -121,7 +121,7 @@ def serve(
     metrics_port: int | None = None,
     max_queued: int = MAX_QUEUED,
     queue_seconds: float = QUEUE_SECONDS,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    max_batch: int | None = None,
     max_queue_delay: float = DEFAULT_MAX_DELAY,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then end the process within ``grace_seconds`` (:func:`stop_within`).
@@ -149,12 +149,16 @@ def serve(
     if warning:
         print(f"warning: {warning}", flush=True)
     # idle ONNX Runtime threads sleep: spinning ones took the cores the transport needs (issue 20, item 3)
+    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False)
     # Concurrent calls for one model share ONNX Runtime runs (issue 20, item 5; engine.batching), one
-    # run of a model at a time: its intra-op threads take every core, and with two runs at once
-    # ede-kernel-stem-5 (16 clients, 256^2) lost ~15 % against no batching, with one it kept level.
-    batching = BatchPolicy(max_batch=max_batch, max_delay=max_queue_delay, instances=1)
-    engine = Engine(models, device=device, batch_size=batch_size, tile_size=tile_size, spinning=False,
-                    batching=batching)
+    # run of a model at a time (two at once lost ~15 % on ede-kernel-stem-5). Default: on with a GPU,
+    # off on CPU, where ONNX Runtime's threads already fill the cores and stacking measured no gain
+    # (16 clients: 0.90x for ede-kernel-stem-5 at 256^2, 0.83-0.95x for sim-vstunet32-stem-r2 at 128^2,
+    # docs/benchmarks.md). Sessions are made on first use, so the policy applies to every model.
+    if max_batch is None:
+        max_batch = DEFAULT_MAX_BATCH if engine.device == "cuda" else 1
+    policy = BatchPolicy(max_batch=max_batch, max_delay=max_queue_delay, instances=1)
+    engine.batching = policy if policy.enabled else None
     server, bound, health_servicer = create_server(
         engine,
         host=host,

@@ -40,6 +40,34 @@ def frame_to_chunks(frame: np.ndarray, frame_index: int, *, chunk_bytes: int = C
         )
 
 
+def check_header(header: pb.ArrayHeader, frame_index: int) -> tuple[np.dtype, tuple[int, int], int]:
+    """dtype, shape and byte size of a frame's header, or the error a user can act on.
+
+    Raises
+    ------
+    InvalidInput
+        No dtype, an unsupported one, or not 2-D.
+    """
+    dtype = check_dtype(header.dtype) if header.dtype else None
+    if dtype is None:
+        raise InvalidInput(f"frame {frame_index}: the header names no dtype.")
+    shape = tuple(int(n) for n in header.shape)
+    if len(shape) != 2:
+        raise InvalidInput(
+            f"frame {frame_index} has shape {shape}; send 2-D frames (height, width), one per message series."
+        )
+    return dtype, shape, shape[0] * shape[1] * dtype.itemsize  # Python ints: no overflow on absurd shapes
+
+
+def check_frame_bytes(nbytes: int, frame_index: int, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    """Refuse a frame of more than ``max_frame_bytes`` bytes with :class:`ResourceExhausted`."""
+    if nbytes > max_frame_bytes:
+        raise ResourceExhausted(
+            f"frame {frame_index} is {nbytes / 2**20:.0f} MiB, above the server's "
+            f"{max_frame_bytes / 2**20:.0f} MiB per-frame limit; crop or bin it, or raise --max-frame-mib."
+        )
+
+
 class FrameAssembler:
     """Collect chunks into frames; frames must arrive in order, chunks of a frame too.
 
@@ -95,26 +123,24 @@ class FrameAssembler:
     def _start(self, chunk: pb.FrameChunk) -> None:
         if not chunk.HasField("header"):
             raise InvalidInput(f"frame {chunk.frame_index}: its first chunk has no header (dtype and shape).")
-        header = chunk.header
-        dtype = check_dtype(header.dtype) if header.dtype else None
-        if dtype is None:
-            raise InvalidInput(f"frame {chunk.frame_index}: the header names no dtype.")
-        shape = tuple(int(n) for n in header.shape)
-        if len(shape) != 2:
-            raise InvalidInput(
-                f"frame {chunk.frame_index} has shape {shape}; send 2-D frames (height, width), one per message series."
-            )
+        _, _, nbytes = check_header(chunk.header, chunk.frame_index)
         if chunk.chunk_count < 1:
             raise InvalidInput(f"frame {chunk.frame_index}: chunk_count must be at least 1.")
-        nbytes = shape[0] * shape[1] * dtype.itemsize  # Python ints: no overflow on absurd shapes
-        if nbytes > self.max_frame_bytes:
-            raise ResourceExhausted(
-                f"frame {chunk.frame_index} is {nbytes / 2**20:.0f} MiB, above the server's "
-                f"{self.max_frame_bytes / 2**20:.0f} MiB per-frame limit; crop or bin it, or raise --max-frame-mib."
-            )
-        self._header = header
+        check_frame_bytes(nbytes, chunk.frame_index, self.max_frame_bytes)
+        self._header = chunk.header
         self._expected_chunks = chunk.chunk_count
         self._expected_bytes = nbytes
+
+    def add_whole(self, frame_index: int) -> None:
+        """Count frame ``frame_index``, which arrived whole by another way (shared memory), in the order."""
+        if self.in_progress:
+            raise InvalidInput(f"frame {frame_index} arrived in the middle of frame {self.next_frame}'s chunks; "
+                               "send the chunks of a frame together.")
+        if frame_index != self.next_frame:
+            raise InvalidInput(
+                f"frame {frame_index} arrived while frame {self.next_frame} was expected; send frames in order."
+            )
+        self.next_frame += 1
 
     def _finish(self, frame_index: int) -> np.ndarray:
         header = self._header

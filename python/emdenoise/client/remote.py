@@ -13,6 +13,7 @@ import numpy as np
 from emdenoise.engine.validation import check_job_options
 from emdenoise.client.grpc_errors import user_error
 from emdenoise.client.retry import Replay, RetryPolicy, retryable
+from emdenoise.client.shared_call import SharedCall, resolve_mode
 from emdenoise.client.security import CALL_TIMEOUT, STREAM_TIMEOUT, open_channel, resolve
 from emdenoise.errors import InvalidInput, UserError
 from emdenoise.v1 import denoiser_pb2 as pb
@@ -50,6 +51,11 @@ class RemoteClient:
         How a Denoise call the server refused as busy (RESOURCE_EXHAUSTED) or could not
         take (UNAVAILABLE) before answering is tried again (:mod:`emdenoise.client.retry`);
         default :class:`RetryPolicy` (5 tries, backoff from 0.25 s with jitter).
+    shared_memory : {"auto", "on", "off"} or bool, optional
+        Denoise frames and results through POSIX shared memory instead of gRPC messages
+        (:mod:`emdenoise.client.shared_call`): ``"auto"`` (default, or
+        ``$EMDENOISE_SHARED_MEMORY``) for a server on a loopback address, falling back to
+        messages when it cannot; ``"on"``/True insists; ``"off"``/False never.
 
     Notes
     -----
@@ -59,8 +65,11 @@ class RemoteClient:
 
     def __init__(self, address: str, *, connect_timeout: float = 10.0, tls_ca=None, token_file=None,
                  token: str | None = None, call_timeout: float | None = CALL_TIMEOUT,
-                 stream_timeout: float | None = STREAM_TIMEOUT, retry: RetryPolicy | None = None):
+                 stream_timeout: float | None = STREAM_TIMEOUT, retry: RetryPolicy | None = None,
+                 shared_memory: bool | str | None = None):
         self.address = address
+        self.shared_memory = resolve_mode(shared_memory, address)  # "on" | "auto" | "off"
+        self.last_transport = ""  # how the last Denoise call's frames travelled: "shared memory" | "messages"
         self.retry = retry or RetryPolicy()
         self.connect_timeout = connect_timeout
         self.security = resolve(address, tls_ca=tls_ca, token_file=token_file, token=token)
@@ -125,21 +134,45 @@ class RemoteClient:
 
         replay = Replay(frames)  # frames sent before the server took the call are sent again on a retry
 
-        def requests() -> Iterator[pb.DenoiseRequest]:
-            yield pb.DenoiseRequest(options=options)
-            for index, frame in enumerate(replay.attempt()):
-                for chunk in frame_to_chunks(np.asarray(frame), index):
+        def requests(shared: SharedCall | None) -> Iterator[pb.DenoiseRequest]:
+            frames = iter(replay.attempt())
+            if shared is None:
+                yield pb.DenoiseRequest(options=options)
+            else:  # the segment is sized for the first frame and offered with the options
+                first = next(frames, None)
+                offered = pb.DenoiseOptions()
+                offered.CopyFrom(options)
+                offer = shared.offer(first) if first is not None else None
+                if offer is not None:
+                    offered.shared_memory.CopyFrom(offer)
+                yield pb.DenoiseRequest(options=offered)
+                if offer is not None and not shared.wait_answer() and (shared.strict or shared.stopped):
+                    return
+                if first is not None:
+                    frames = chain([first], frames)
+            for index, frame in enumerate(frames):
+                frame = np.asarray(frame)
+                message = shared.request(frame, index) if shared is not None else None
+                if message is not None:
+                    yield message
+                    continue
+                if shared is not None and shared.stopped:
+                    return
+                for chunk in frame_to_chunks(frame, index):
                     yield pb.DenoiseRequest(chunk=chunk)
 
         calls: list = []
         cancelled = threading.Event()
 
         def start():
-            call = self.stub.Denoise(requests())
+            shared = None if self.shared_memory == "off" else SharedCall(strict=self.shared_memory == "on")
+            call = self.stub.Denoise(requests(shared))
+            if shared is not None:
+                shared.call = call
             calls.append(call)
             if cancelled.is_set():
                 call.cancel()
-            return call
+            return call, shared
 
         def cancel() -> None:
             cancelled.set()
@@ -153,12 +186,14 @@ class RemoteClient:
         :func:`~emdenoise.client.retry.retryable` status, a new call after a backoff."""
         retries = 0
         while True:
-            call = start()
+            call, shared = start()
             try:
                 first = next(iter(call))
             except StopIteration:
                 first = None
             except grpc.RpcError as error:
+                if shared is not None:
+                    shared.close()
                 if not retryable(error) or retries + 1 >= self.retry.attempts or cancelled.is_set():
                     raise user_error(error, self.address) from None
                 if cancelled.wait(self.retry.delay(retries)):
@@ -167,7 +202,12 @@ class RemoteClient:
                 continue
             replay.commit()  # the server took the call: what it answers from now on is final
             break
-        yield from self._results(call if first is None else chain([first], call))
+        try:
+            yield from self._results(call if first is None else chain([first], call), shared)
+        finally:  # ended, failed or abandoned: no segment outlives the call, nor the call its job
+            if shared is not None:
+                shared.close()
+            call.cancel()
 
     def likelihood(
         self,
@@ -226,12 +266,16 @@ class RemoteClient:
 
         return remote_decode(self, latents, model_id, encoder_sha256=encoder_sha256, frame_count=frame_count)
 
-    def _results(self, responses) -> Iterator:
+    def _results(self, responses, shared: SharedCall | None = None) -> Iterator:
         assembler = FrameAssembler()
         try:
             for response in responses:
-                if response.WhichOneof("item") == "started":
+                kind = response.WhichOneof("item")
+                if kind == "started":
                     info = response.started
+                    if shared is not None:
+                        shared.answer(info)  # frames wait for this; raises if shared memory was insisted on
+                    self.last_transport = "shared memory" if shared is not None and shared.accepted else "messages"
                     yield {
                         "model_id": info.model_id,
                         "model_version": info.model_version,
@@ -240,8 +284,17 @@ class RemoteClient:
                         "device": info.device,
                     }
                     continue
+                if kind == "shared":
+                    if shared is None:
+                        raise UserError("the server answered in shared memory although this call did not use it; "
+                                        "use --shared-memory off and report this.")
+                    assembler.add_whole(response.shared.frame_index)
+                    yield shared.result(response.shared)
+                    continue
                 frame = assembler.add(response.chunk)
                 if frame is not None:
+                    if shared is not None:
+                        shared.chunked(assembler.next_frame - 1)
                     yield frame
         except grpc.RpcError as error:
             raise user_error(error, self.address) from None

@@ -23,6 +23,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the server's TLS certificate (self-signed) or its CA, PEM; env EMDENOISE_TLS_CA")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="file holding the server's token; env EMDENOISE_TOKEN (the token) or EMDENOISE_TOKEN_FILE")
+    parser.add_argument("--shared-memory", choices=("auto", "on", "off"),
+                        help="frames to a server on this machine through shared memory: auto (default: for a "
+                             "loopback --server, else gRPC messages), on (insist), off; env EMDENOISE_SHARED_MEMORY")
     parser.add_argument("--models", type=Path, action="append", metavar="DIR", help="extra model folder (embedded engine)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="embedded engine device")
 
@@ -35,7 +38,8 @@ def client_from_args(args):
     from emdenoise.client import connect
 
     if args.server:
-        return connect(args.server, tls_ca=args.tls_ca, token_file=args.token_file)
+        return connect(args.server, tls_ca=args.tls_ca, token_file=args.token_file,
+                       shared_memory=getattr(args, "shared_memory", None))
     if args.tls_ca or args.token_file:
         raise UserError("--tls-ca and --token-file secure a connection to a server; add --server HOST:PORT.")
     from emdenoise.engine.repository import bundled_models_dir, user_models_dir

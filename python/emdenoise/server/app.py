@@ -133,6 +133,11 @@ def serve(
         (:func:`emdenoise.server.auth.check_exposure`), or a TLS/token file is unusable.
     """
     limit_arenas(1)  # before the server's threads allocate: freed frames go back to the OS (server.memory)
+    from emdenoise.shm.segments import sweep_stale
+
+    stale = sweep_stale()  # shared-memory segments of clients killed before a server mapped them
+    if stale:
+        print(f"removed {len(stale)} shared-memory segment(s) left by ended clients", flush=True)
     warning = check_exposure(host, tls=tls_cert is not None, token=token_file is not None, insecure=insecure)
     token = read_token(token_file) if token_file else None
     if tls_cert is not None or tls_key is not None:

@@ -19,6 +19,7 @@ from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+from emdenoise.server.shared_frames import SharedFrames
 from emdenoise.server.streams import ClientGone, guarded, incoming_frames, pipelined
 from emdenoise.wire import MAX_FRAME_BYTES, frame_to_chunks
 
@@ -156,11 +157,23 @@ class DenoiserService(pb_grpc.DenoiserServicer):
             tile_size=options.tile_size,
         )
         calibration = {"gain": checked["gain"], "offset": checked["offset"]}
-        yield pb.DenoiseResponse(started=job_info(card, self.engine.device))
+        shared, refused = None, ""
+        if options.HasField("shared_memory"):  # a client on this host offered a segment (issue 20, item 3)
+            shared, refused = SharedFrames.accept(options.shared_memory, max_frame_bytes=self.max_frame_bytes)
+        started = job_info(card, self.engine.device)
+        started.shared_memory, started.shared_memory_refused = shared is not None, refused
+        try:
+            yield pb.DenoiseResponse(started=started)
+            yield from self._denoise_frames(request_iterator, context, options, card, checked, calibration, shared)
+        finally:
+            if shared is not None:
+                shared.close()
 
+    def _denoise_frames(self, request_iterator, context, options, card, checked, calibration, shared):
         def denoised(stop):  # runs ahead in its own thread: frame n+1 is computed while frame n is sent
             frames = incoming_frames(request_iterator, context, options_name="DenoiseOptions",
-                                     max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count)
+                                     max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count,
+                                     shared=shared)
             for index, frame in frames:
                 with self._compute_slot(context):
                     result = self.engine.denoise_frame(
@@ -169,11 +182,13 @@ class DenoiserService(pb_grpc.DenoiserServicer):
                 frame = None  # noqa: F841 -- the received frame is not held while the next one arrives
                 if self.on_frame is not None:
                     self.on_frame()
-                yield index, result
+                placed = shared.put_result(index, result) if shared is not None else None
+                yield index, (result if placed is None else placed)
 
         for index, result in pipelined(denoised, context, requests=request_iterator, name="emdenoise-denoise"):
-            for chunk in frame_to_chunks(result, index):
-                yield pb.DenoiseResponse(chunk=chunk)
+            if isinstance(result, pb.SharedFrame):
+                yield pb.DenoiseResponse(shared=result)
+            else:
+                for chunk in frame_to_chunks(result, index):
+                    yield pb.DenoiseResponse(chunk=chunk)
             result = None
-
-

@@ -176,22 +176,36 @@ def pipelined(produce: Callable[[Callable[[], bool]], Iterator], context, *, req
 
 
 def incoming_frames(request_iterator, context, *, options_name: str, max_frame_bytes: int,
-                    frame_count: int = 0) -> Iterator[tuple[int, object]]:
+                    frame_count: int = 0, shared=None) -> Iterator[tuple[int, object]]:
     """``(index, frame)`` of each frame the client streams after its options message.
+
+    Parameters
+    ----------
+    shared : emdenoise.server.shared_frames.SharedFrames, optional
+        The call's shared-memory segment: ``shared`` requests (Denoise) name frames in it.
 
     Raises
     ------
     ClientGone
         The client went away.
     InvalidInput
-        A second options message, a truncated last frame, an empty stack, or fewer or more
-        frames than ``frame_count`` announced (0: not announced).
+        A second options message, a truncated last frame, an empty stack, fewer or more
+        frames than ``frame_count`` announced (0: not announced), or a frame in shared
+        memory in a call without a segment.
     """
     assembler = FrameAssembler(max_frame_bytes=max_frame_bytes)
     for request in request_iterator:
         if not context.is_active():
             raise ClientGone()
-        if request.WhichOneof("item") != "chunk":
+        kind = request.WhichOneof("item")
+        if kind == "shared":
+            if shared is None:
+                raise InvalidInput("a frame in shared memory arrived, but this call has no shared-memory segment; "
+                                   "send frames as chunks.")
+            assembler.add_whole(request.shared.frame_index)
+            yield assembler.next_frame - 1, shared.frame(request.shared)
+            continue
+        if kind != "chunk":
             raise InvalidInput(f"{options_name} may only be sent once, as the first message.")
         frame = assembler.add(request.chunk)
         if frame is not None:

@@ -28,51 +28,83 @@ class FrameChunk(_message.Message):
     data: bytes
     def __init__(self, frame_index: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., header: _Optional[_Union[ArrayHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class SharedMemory(_message.Message):
+    __slots__ = ("segment", "key", "size")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    key: bytes
+    size: int
+    def __init__(self, segment: _Optional[str] = ..., key: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SharedFrame(_message.Message):
+    __slots__ = ("frame_index", "header", "offset", "capacity")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    header: ArrayHeader
+    offset: int
+    capacity: int
+    def __init__(self, frame_index: _Optional[int] = ..., header: _Optional[_Union[ArrayHeader, _Mapping]] = ..., offset: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...
+
 class DenoiseOptions(_message.Message):
-    __slots__ = ("model_id", "modality", "gain", "offset", "frame_count", "tile_size")
+    __slots__ = ("model_id", "modality", "gain", "offset", "frame_count", "tile_size", "shared_memory")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     GAIN_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
     TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     modality: str
     gain: float
     offset: float
     frame_count: int
     tile_size: int
-    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., frame_count: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
+    shared_memory: SharedMemory
+    def __init__(self, model_id: _Optional[str] = ..., modality: _Optional[str] = ..., gain: _Optional[float] = ..., offset: _Optional[float] = ..., frame_count: _Optional[int] = ..., tile_size: _Optional[int] = ..., shared_memory: _Optional[_Union[SharedMemory, _Mapping]] = ...) -> None: ...
 
 class DenoiseRequest(_message.Message):
-    __slots__ = ("options", "chunk")
+    __slots__ = ("options", "chunk", "shared")
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     options: DenoiseOptions
     chunk: FrameChunk
-    def __init__(self, options: _Optional[_Union[DenoiseOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+    shared: SharedFrame
+    def __init__(self, options: _Optional[_Union[DenoiseOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., shared: _Optional[_Union[SharedFrame, _Mapping]] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("model_id", "model_version", "graph_sha256", "emdenoise_version", "device")
+    __slots__ = ("model_id", "model_version", "graph_sha256", "emdenoise_version", "device", "shared_memory", "shared_memory_refused")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
     EMDENOISE_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_REFUSED_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     model_version: str
     graph_sha256: str
     emdenoise_version: str
     device: str
-    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., emdenoise_version: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+    shared_memory: bool
+    shared_memory_refused: str
+    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., emdenoise_version: _Optional[str] = ..., device: _Optional[str] = ..., shared_memory: _Optional[bool] = ..., shared_memory_refused: _Optional[str] = ...) -> None: ...
 
 class DenoiseResponse(_message.Message):
-    __slots__ = ("started", "chunk")
+    __slots__ = ("started", "chunk", "shared")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     started: JobInfo
     chunk: FrameChunk
-    def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ...) -> None: ...
+    shared: SharedFrame
+    def __init__(self, started: _Optional[_Union[JobInfo, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., shared: _Optional[_Union[SharedFrame, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

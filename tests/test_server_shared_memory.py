@@ -1,0 +1,314 @@
+"""Frames through POSIX shared memory between a client and a server on one host (issue 20, item 3).
+
+Real servers on 127.0.0.1 (one in this process, and child processes where one side is
+killed) and real ONNX Runtime: results through shared memory are the same bits as
+through gRPC messages; a segment of another user, a missing segment, a wrong key or a
+slot outside the segment are refused with a sentence; and no segment is left in
+/dev/shm after a normal run, after the client is killed with SIGKILL in the middle of a
+stream, after the server is, or when a client dies before any server mapped its segment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from emdenoise.client import RemoteClient
+from emdenoise.client.shared_call import SharedCall, is_loopback, parse_mode, resolve_mode
+from emdenoise.engine import Engine
+from emdenoise.errors import UserError
+from emdenoise.server.app import create_server
+from emdenoise.server.subprocess_server import ServerProcess
+from emdenoise.shm import segments
+from emdenoise.shm.ring import SharedRing
+from emdenoise.v1 import denoiser_pb2 as pb
+from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.skipif(not segments.available(), reason="needs Linux with a writable /dev/shm")
+
+MODEL = "ede-kernel-stem-5"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def address():
+    engine = Engine(None, device="cpu")
+    server, port, _health = create_server(engine, port=0)
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def frames(shape=(256, 192), count=4, dtype=np.uint16, seed=5) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.poisson(20, shape).astype(dtype) for _ in range(count)]
+
+
+def denoised(address, stack, mode, **options) -> tuple[list[np.ndarray], str]:
+    with RemoteClient(address, shared_memory=mode) as client:
+        out = list(client.denoise(stack, MODEL, frame_count=len(stack), **options))
+        return out, client.last_transport
+
+
+def segments_of(pid: int) -> list[str]:
+    """Names under /dev/shm that process ``pid`` created."""
+    return [n for n in os.listdir(segments.SHM_DIR) if (segments.creator(n) or (None,))[0] == pid]
+
+
+def mapped_segments(pid: int) -> list[str]:
+    """Shared-memory segments process ``pid`` still maps (removed names show as '(deleted)')."""
+    return [line for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if segments.PREFIX in line]
+
+
+def wait_until(condition, what: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {limit:.0f} s")
+        time.sleep(0.05)
+
+
+def raw_call(address, options: pb.DenoiseOptions, *items: pb.DenoiseRequest):
+    """Responses of a Denoise call sending ``options`` and ``items`` as they are, and the error if any."""
+    with grpc.insecure_channel(address) as channel:
+        call = pb_grpc.DenoiserStub(channel).Denoise(iter([pb.DenoiseRequest(options=options), *items]))
+        responses = []
+        try:
+            for response in call:
+                responses.append(response)
+        except grpc.RpcError as error:
+            return responses, error
+        return responses, None
+
+
+# -- results -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8])
+def test_results_through_shared_memory_are_the_bits_of_the_message_path(address, dtype):
+    stack = frames(dtype=dtype)
+    by_messages, how = denoised(address, stack, "off", gain=1.0, offset=0.0)
+    assert how == "messages"
+    shared, how = denoised(address, stack, "on", gain=1.0, offset=0.0)
+    assert how == "shared memory"
+    assert len(shared) == len(stack)
+    for a, b in zip(by_messages, shared):
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+    assert segments_of(os.getpid()) == []
+
+
+def test_auto_uses_shared_memory_for_a_loopback_server_and_frames_too_big_for_a_slot_go_as_chunks(address):
+    # the ring is sized for the first frame; the larger second one travels as chunks in the same call
+    stack = [frames((128, 128), 1)[0], frames((300, 260), 1, seed=6)[0], frames((128, 128), 1, seed=7)[0]]
+    by_messages, _ = denoised(address, stack, "off")
+    shared, how = denoised(address, stack, "auto")
+    assert how == "shared memory"
+    assert all(np.array_equal(a, b) for a, b in zip(by_messages, shared)) and len(shared) == 3
+    assert segments_of(os.getpid()) == []
+
+
+def test_a_long_stack_reuses_the_slots_and_a_big_endian_frame_is_swapped(address):
+    stack = frames((64, 64), 11, seed=9) + [frames((64, 64), 1, seed=10)[0].astype(">u2")]
+    by_messages, _ = denoised(address, stack, "off", gain=1.0, offset=0.0)
+    shared, how = denoised(address, stack, "on", gain=1.0, offset=0.0)
+    assert how == "shared memory"
+    assert all(np.array_equal(a, b) for a, b in zip(by_messages, shared)) and len(shared) == 12
+
+
+def test_a_user_error_after_some_frames_still_arrives_as_its_sentence(address):
+    stack = frames((64, 64), 2) + [np.zeros((2, 2, 2), np.uint16)]
+    with RemoteClient(address, shared_memory="on") as client:
+        with pytest.raises(UserError, match="2-D frames"):
+            list(client.denoise(stack, MODEL))
+    assert segments_of(os.getpid()) == []
+
+
+# -- refusals ----------------------------------------------------------------------------------
+def _offer(name: str, key: bytes = b"k" * segments.KEY_BYTES, size: int = 2 * segments.HEADER_BYTES):
+    return pb.DenoiseOptions(model_id=MODEL, shared_memory=pb.SharedMemory(segment=name, key=key, size=size))
+
+
+def test_a_missing_segment_is_refused_with_a_sentence_and_the_call_goes_on_as_messages(address):
+    name = segments.new_name()
+    responses, error = raw_call(address, _offer(name))
+    started = responses[0].started
+    assert not started.shared_memory
+    assert started.shared_memory_refused == (
+        f"there is no shared-memory segment {name} on the server's host; "
+        "shared memory works only with a client on the same machine.")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # no frames followed: the usual empty-stack sentence
+    assert "the stack is empty" in error.details()
+
+
+def test_a_name_that_is_not_a_segment_is_refused(address):
+    responses, _ = raw_call(address, _offer("../etc/passwd"))
+    assert "is not an emdenoise shared-memory segment name" in responses[0].started.shared_memory_refused
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a segment to another user needs root")
+def test_a_segment_of_another_user_is_refused_and_left_alone(address):
+    segment = segments.create(2 * segments.HEADER_BYTES)
+    try:
+        os.chown(segment.path, 65534, 65534)
+        responses, _ = raw_call(address, _offer(segment.name, segment.key, segment.size))
+        refused = responses[0].started.shared_memory_refused
+        assert refused == (f"shared-memory segment {segment.name} belongs to uid 65534, not to the server's user "
+                           f"(uid {os.geteuid()}); shared memory works only between processes of one user.")
+        assert os.path.exists(segment.path)  # a refused segment is not the server's to remove
+    finally:
+        segment.unlink()
+        segment.close()
+
+
+def test_the_uid_check_itself_refuses_a_segment_of_another_uid():
+    segment = segments.create(2 * segments.HEADER_BYTES)
+    try:
+        with pytest.raises(segments.SegmentRefused, match=f"belongs to uid {os.geteuid()}, not to the server's user"):
+            segments.open_private(segment.name, segment.key, uid=os.geteuid() + 1)
+    finally:
+        segment.unlink()
+        segment.close()
+
+
+def test_a_wrong_key_or_a_segment_others_can_read_is_refused(address):
+    segment = segments.create(2 * segments.HEADER_BYTES)
+    try:
+        responses, _ = raw_call(address, _offer(segment.name, b"x" * segments.KEY_BYTES, segment.size))
+        assert "does not carry the key of this call" in responses[0].started.shared_memory_refused
+        os.chmod(segment.path, 0o644)
+        responses, _ = raw_call(address, _offer(segment.name, segment.key, segment.size))
+        assert "has mode 0644; it must be private to its user (0600)." in responses[0].started.shared_memory_refused
+        assert os.path.exists(segment.path)
+    finally:
+        segment.unlink()
+        segment.close()
+
+
+def test_a_shared_frame_without_a_segment_or_outside_it_is_an_invalid_argument(address):
+    header = pb.ArrayHeader(dtype="uint16", shape=[16, 16])
+    shared = pb.DenoiseRequest(shared=pb.SharedFrame(frame_index=0, header=header, offset=4096, capacity=4096))
+    _, error = raw_call(address, pb.DenoiseOptions(model_id=MODEL), shared)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == ("a frame in shared memory arrived, but this call has no shared-memory segment; "
+                               "send frames as chunks.")
+
+    ring = SharedRing(16 * 16 * 4, slots=1)
+    try:
+        outside = pb.DenoiseRequest(shared=pb.SharedFrame(frame_index=0, header=header, offset=ring.segment.size,
+                                                          capacity=4096))
+        responses, error = raw_call(address, pb.DenoiseOptions(model_id=MODEL, shared_memory=ring.offer()), outside)
+        assert responses[0].started.shared_memory
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "lies outside the shared-memory segment" in error.details()
+    finally:
+        ring.close()
+    assert segments_of(os.getpid()) == []
+
+
+def test_insisting_on_shared_memory_a_server_refuses_is_a_user_error_and_auto_falls_back():
+    strict = SharedCall(strict=True)
+    strict.offer(np.zeros((8, 8), np.uint16))
+    with pytest.raises(UserError, match="shared memory was asked for but cannot be used: the server does not "
+                                        "offer shared memory \\(an older emdenoise\\); use --shared-memory auto"):
+        strict.answer(pb.JobInfo())  # what a server without the fast path answers
+    assert segments_of(os.getpid()) == []
+    lenient = SharedCall(strict=False)
+    lenient.offer(np.zeros((8, 8), np.uint16))
+    lenient.answer(pb.JobInfo(shared_memory_refused="the server's host has no usable /dev/shm."))
+    assert not lenient.accepted and lenient.request(np.zeros((8, 8), np.uint16), 0) is None
+    assert segments_of(os.getpid()) == []
+
+
+def test_modes_and_loopback_addresses():
+    assert [is_loopback(a) for a in ("127.0.0.1:5", "localhost:5", "[::1]:5", "10.0.0.2:5", "gpu-box:5")] == [
+        True, True, True, False, False]
+    assert resolve_mode("auto", "gpu-box:50051") == "off"
+    assert resolve_mode(None, "127.0.0.1:50051") == "auto"
+    assert (parse_mode(True), parse_mode(False), parse_mode("OFF")) == ("on", "off", "off")
+    with pytest.raises(UserError, match="shared memory must be auto, on or off, not 'sometimes'"):
+        parse_mode("sometimes")
+
+
+# -- nothing left behind -------------------------------------------------------------------------
+CLIENT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from emdenoise.client import RemoteClient
+
+    def stack():
+        rng = np.random.default_rng(0)
+        while True:
+            yield rng.poisson(20, (256, 256)).astype(np.uint16)
+
+    with RemoteClient(sys.argv[1], shared_memory="on") as client:
+        for index, _ in enumerate(client.denoise(stack(), "ede-kernel-stem-5")):
+            if index == 2:
+                print("streaming", client.last_transport, flush=True)
+""")
+
+
+def test_no_segment_is_left_when_the_client_is_killed_mid_stream():
+    with ServerProcess() as server:
+        child = subprocess.Popen([sys.executable, "-c", CLIENT, server.address], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "streaming shared memory"
+            assert segments_of(child.pid) == []  # the server removed the name once it mapped the segment
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        assert segments_of(child.pid) == []
+        wait_until(lambda: mapped_segments(server.pid) == [], "the server letting go of the dead client's segment")
+        assert server.alive
+        out, how = denoised(server.address, frames((64, 64), 2), "on")  # and it serves the next client
+        assert how == "shared memory" and len(out) == 2
+    assert segments_of(os.getpid()) == []
+
+
+def test_no_segment_is_left_when_the_server_is_killed_mid_stream():
+    server = ServerProcess()
+    try:
+        with RemoteClient(server.address, shared_memory="on") as client:
+            def stack():
+                rng = np.random.default_rng(1)
+                for index in range(100000):
+                    if index == 3:
+                        os.kill(server.pid, signal.SIGKILL)
+                    yield rng.poisson(20, (256, 256)).astype(np.uint16)
+
+            with pytest.raises(UserError):
+                list(client.denoise(stack(), MODEL))
+    finally:
+        server.process.kill()
+        server.stop()
+    assert segments_of(os.getpid()) == []
+
+
+def test_a_segment_whose_client_died_before_any_server_mapped_it_is_removed_at_server_start():
+    maker = "from emdenoise.shm import segments; s = segments.create(8192); print(s.name, flush=True); import time; time.sleep(600)"
+    child = subprocess.Popen([sys.executable, "-c", maker], stdout=subprocess.PIPE, text=True)
+    try:
+        name = child.stdout.readline().strip()
+        assert segments_of(child.pid) == [name]
+        assert name not in segments.sweep_stale()  # its maker still runs: left alone
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    assert segments_of(child.pid) == [name]  # a SIGKILL runs no clean-up ...
+    with ServerProcess() as server:  # ... the next server start removes it
+        assert any("removed 1 shared-memory segment(s) left by ended clients" in line for line in server.lines)
+    assert segments_of(child.pid) == []

@@ -22,7 +22,7 @@ def test_bench_engine_times_this_tree_and_a_baseline_commit(tmp_path, capsys):
                  "--clients", "1,2", "--requests", "1", "--baseline", "HEAD", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    for words in ("in-process MP/s", "gRPC MP/s", "shared-memory MP/s", "not built", "halo fraction",
+    for words in ("in-process MP/s", "gRPC MP/s", "shared-memory MP/s", "shared-memory / in-process", "halo fraction",
                   "latency p50/p95, 1 clients", "latency p50/p95, 2 clients", "peak RSS server", "vs baseline"):
         assert words in printed
     report = json.loads(out.read_text())
@@ -33,14 +33,19 @@ def test_bench_engine_times_this_tree_and_a_baseline_commit(tmp_path, capsys):
 
     here = Path(emdenoise.__file__).resolve().parent  # this tree as installed: editable here, a wheel in CI
     for version, rows in model["raw"].items():
-        jobs = rows["inproc"] + rows["grpc"] + rows["latency"]
+        jobs = rows["inproc"] + rows["grpc"] + rows["shm"] + rows["latency"]
         assert jobs and all("error" not in job for job in jobs), jobs
         files = {Path(job["emdenoise_file"]).resolve() for job in jobs}
         from_tree = {f.is_relative_to(here) for f in files}
         assert from_tree == {version == "this tree"}, (version, files)  # the baseline ran its own installed copy
         summary = model["summary"][version]
-        assert len(summary["digests"]) == 1  # in-process and gRPC give the same bytes
+        assert len(summary["digests"]) == 1  # in-process, gRPC and shared memory give the same bytes
         assert summary["in_process_mpix_s"] > 0 and summary["grpc_mpix_s"] > 0
+        assert {job.get("transport", "messages") for job in rows["grpc"]} == {"messages"}
+        if version == "this tree":  # the shared-memory path is timed for this tree only
+            assert summary["shm_mpix_s"] > 0 and summary["shm_transports"] == ["shared memory"]
+        else:
+            assert rows["shm"] == []
         assert {"1", "2"} == set(summary["latency"])
         assert summary["latency"]["2"]["requests"] == 2 and summary["latency"]["2"]["errors"] == 0
         assert 0 <= summary["halo_fraction"] < 0.2 and summary["peak_rss_mib_server"] > 0

@@ -3,8 +3,8 @@ under test (this tree, or a baseline commit installed in a temporary venv).
 
 The bench passes this file's source to ``python -P -c`` with one JSON argument and reads
 one line starting with ``@@`` back. It uses only APIs that f9f4b87 already had
-(``EmbeddedClient``, ``RemoteClient``, ``ServerProcess``, ``Engine.tile_plan``), so the same
-job times both versions. Each job is its own process: peak memory (VmHWM) is per job, and
+(``EmbeddedClient``, ``RemoteClient``, ``ServerProcess``, ``Engine.tile_plan``; ``shared_memory``
+only where the version has it), so the same job times both versions. Each job is its own process: peak memory (VmHWM) is per job, and
 a baseline that needs 8 GB never shares the machine with another version's process.
 
 Jobs
@@ -13,7 +13,11 @@ Jobs
     warm-up frame, then ``frames`` frames through the embedded engine; MP/s, sha256 of the
     outputs, the first output saved to ``save``, the tile plan, the process's peak memory.
 ``grpc``
-    a real server of this version on loopback; the same frames through one stream.
+    a real server of this version on loopback; the same frames through one stream, as
+    gRPC messages (``shared_memory="off"`` where the version has the option).
+``shm``
+    the same through POSIX shared memory (``shared_memory="on"``; this tree only, issue
+    20 item 3); ``transport`` says how the frames really travelled.
 ``latency``
     a real server; for each client count, that many concurrent clients each send
     ``requests`` one-frame requests; per-request seconds and the level's MP/s.
@@ -49,6 +53,18 @@ def _hwm_kb(pid: str | int = "self") -> int:
     return 0
 
 
+def _remote(address: str, shared_memory: str = "off"):
+    """A RemoteClient of ``address``; frames as gRPC messages unless ``shared_memory`` says otherwise
+    (versions before the shared-memory path have no such option and always send messages)."""
+    import inspect
+
+    from emdenoise.client import RemoteClient
+
+    if "shared_memory" in inspect.signature(RemoteClient).parameters:
+        return RemoteClient(address, shared_memory=shared_memory)
+    return RemoteClient(address)
+
+
 def _timed(client, frames, job, save=None) -> dict:
     options = {"gain": 1.0, "offset": 0.0}  # same normalisation in every version: the timing is of the engine
     list(client.denoise(frames[:1], job["model"], **options))  # warm-up: sessions and shape plans
@@ -77,26 +93,29 @@ def inproc(job: dict) -> dict:
     return result
 
 
-def grpc(job: dict) -> dict:
-    from emdenoise.client import RemoteClient
+def grpc(job: dict, shared_memory: str = "off") -> dict:
     from emdenoise.server.subprocess_server import ServerProcess
 
     frames = _frames(job["frames"], job["size"], job["dtype"])
-    with ServerProcess(device=job["device"]) as server, RemoteClient(server.address) as client:
+    with ServerProcess(device=job["device"]) as server, _remote(server.address, shared_memory) as client:
         result = _timed(client, frames, job)
         result["server_peak_rss_mib"] = _hwm_kb(server.pid) / 1024
+        result["transport"] = getattr(client, "last_transport", "messages")
     return result
 
 
+def shm(job: dict) -> dict:
+    return grpc(job, shared_memory="on")
+
+
 def latency(job: dict) -> dict:
-    from emdenoise.client import RemoteClient
     from emdenoise.server.subprocess_server import ServerProcess
 
     size, requests = job["latency_size"], job["requests"]
     pool = _frames(4, size, job["dtype"], seed=1)
     levels = {}
     with ServerProcess(device=job["device"]) as server:
-        with RemoteClient(server.address) as warm:
+        with _remote(server.address) as warm:
             list(warm.denoise(pool[:1], job["model"], gain=1.0, offset=0.0))
 
         for clients in job["clients"]:
@@ -106,7 +125,7 @@ def latency(job: dict) -> dict:
 
             def one_client(index: int) -> None:
                 try:
-                    with RemoteClient(server.address) as client:
+                    with _remote(server.address) as client:
                         for request in range(requests):
                             frame = pool[(index + request) % len(pool)]
                             started = time.perf_counter()
@@ -138,14 +157,13 @@ def _stack_digest(client, stack, job) -> str:
 
 
 def throughput(job: dict) -> dict:
-    from emdenoise.client import RemoteClient
     from emdenoise.server.subprocess_server import ServerProcess
 
     stacks = [_frames(job["depth"], job["size"], job["dtype"], seed=100 + i) for i in range(job["stacks"])]
     pixels = sum(f.size for f in stacks[0])
     clients = job["clients"]
     with ServerProcess(*job["server_args"], device=job["device"]) as server:
-        with RemoteClient(server.address) as client:
+        with _remote(server.address) as client:
             _stack_digest(client, stacks[0], job)  # warm-up: session and shape plans
             started = time.perf_counter()
             serial = [_stack_digest(client, stack, job) for stack in stacks]
@@ -157,7 +175,7 @@ def throughput(job: dict) -> dict:
         gate = threading.Barrier(clients + 1)
 
         def one_client(index: int) -> None:
-            with RemoteClient(server.address) as remote:
+            with _remote(server.address) as remote:
                 remote.wait_ready()
                 gate.wait()
                 for step in range(len(stacks)):
@@ -189,6 +207,6 @@ def throughput(job: dict) -> dict:
 
 if __name__ == "__main__":
     job = json.loads(sys.argv[1])
-    result = {"inproc": inproc, "grpc": grpc, "latency": latency, "throughput": throughput}[job["op"]](job)
+    result = {"inproc": inproc, "grpc": grpc, "shm": shm, "latency": latency, "throughput": throughput}[job["op"]](job)
     result["emdenoise_file"] = sys.modules["emdenoise"].__file__
     print("@@" + json.dumps(result), flush=True)

@@ -1,4 +1,4 @@
-"""``emdenoise bench engine``: per model, in-process and gRPC megapixels/s, halo fraction,
+"""``emdenoise bench engine``: per model, in-process, gRPC and shared-memory megapixels/s, halo fraction,
 latency under 1/4/16 concurrent clients and peak memory; with ``--baseline REV`` the same
 jobs time commit REV (installed into a temporary venv) in the same run, and the ratios are
 printed.
@@ -11,7 +11,10 @@ are megapixels of input per second; all versions get gain 1 / offset 0, so their
 are compared bit for bit (sha256 of every output frame, and the first frame's largest
 difference against the baseline).
 
-There is no shared-memory path yet (issue 20, item 3): its column says so.
+The shared-memory path (issue 20, item 3) is timed for this tree only, in the same
+rounds: a server of this tree on loopback, the client with ``shared_memory="on"`` (the
+gRPC job sends messages: ``shared_memory="off"``); its MP/s and its ratio to in-process
+are printed, and its outputs join the digest check.
 
 ``--stack-frames N`` also streams N frames of 1024x1024 through a server of this tree and
 prints its resident memory at 10 % and at the end (flat: the stack is never held whole).
@@ -44,7 +47,7 @@ CURRENT = "this tree"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "engine",
-        help="megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
+        help="megapixels/s per model (in-process vs gRPC vs shared memory), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
     )
     p.add_argument("--model", action="append", help="model id (repeatable); default: every shipped onnx denoiser")
     p.add_argument("--frames", type=int, default=4, help="frames per timing (after one warm-up frame)")
@@ -149,20 +152,24 @@ def summarise(model_rows: dict) -> dict:
     """Medians per version and path, latency percentiles, identity of outputs."""
     out = {}
     for version, row in model_rows.items():
-        inproc, wire = _ok(row["inproc"]), _ok(row["grpc"])
+        inproc, wire, shared = _ok(row["inproc"]), _ok(row["grpc"]), _ok(row.get("shm", []))
         summary = {
             "in_process_mpix_s": median([r["mpix_s"] for r in inproc]),
             "grpc_mpix_s": median([r["mpix_s"] for r in wire]),
             "in_process_runs": [round(r["mpix_s"], 4) for r in inproc],
             "grpc_runs": [round(r["mpix_s"], 4) for r in wire],
+            "shm_mpix_s": median([r["mpix_s"] for r in shared]),
+            "shm_runs": [round(r["mpix_s"], 4) for r in shared],
+            "shm_transports": sorted({r.get("transport", "?") for r in shared}),
             "halo_fraction": inproc[0]["halo_fraction"] if inproc else float("nan"),
             "work_over_frame": inproc[0]["work_over_frame"] if inproc else float("nan"),
             "tiles": f"{inproc[0]['tiles']} x {inproc[0]['window'][0]}x{inproc[0]['window'][1]}" if inproc else "?",
             "peak_rss_mib_in_process": max([r["peak_rss_mib"] for r in inproc], default=float("nan")),
-            "peak_rss_mib_server": max([r["server_peak_rss_mib"] for r in wire + _ok(row["latency"])],
+            "peak_rss_mib_server": max([r["server_peak_rss_mib"] for r in wire + shared + _ok(row["latency"])],
                                        default=float("nan")),
-            "digests": sorted({r["sha256"] for r in inproc + wire}),
-            "errors": [r["error"] for key in ("inproc", "grpc", "latency") for r in row[key] if "error" in r],
+            "digests": sorted({r["sha256"] for r in inproc + wire + shared}),
+            "errors": [r["error"] for key in ("inproc", "grpc", "shm", "latency") for r in row.get(key, [])
+                       if "error" in r],
             "latency": {},
         }
         for result in _ok(row["latency"]):
@@ -202,7 +209,11 @@ def print_model(model: str, summary: dict, versions: list[str], args, comparison
     line("gRPC MP/s", "grpc_mpix_s", ".3g")
     print(f"  {'gRPC / in-process':<28}{cur['grpc_mpix_s'] / cur['in_process_mpix_s']:>18.2f}"
           + (f"{base['grpc_mpix_s'] / base['in_process_mpix_s']:>22.2f}" if base else ""))
-    print(f"  {'shared-memory MP/s':<28}{'not built':>18}" + (f"{'-':>22}" if base else ""))
+    print(f"  {'shared-memory MP/s':<28}{cur['shm_mpix_s']:>18.3g}" + (f"{'-':>22}" if base else ""))
+    print(f"  {'shared-memory / in-process':<28}{cur['shm_mpix_s'] / cur['in_process_mpix_s']:>18.2f}"
+          + (f"{'-':>22}" if base else ""))
+    if cur["shm_runs"] and cur["shm_transports"] != ["shared memory"]:
+        print(f"  WARNING: the shared-memory jobs' frames travelled as {', '.join(cur['shm_transports'])}")
     line("tiles per frame", "tiles", "", ratio=False)
     line("halo fraction of work", "halo_fraction", ".3f", ratio=False)
     line("computed px / frame px", "work_over_frame", ".2f")
@@ -222,7 +233,8 @@ def print_model(model: str, summary: dict, versions: list[str], args, comparison
     print(text)
     for version in versions:
         runs = summary[version]
-        print(f"  MP/s per round, {version}: in-process {runs['in_process_runs']}, gRPC {runs['grpc_runs']}")
+        shared = f", shared memory {runs['shm_runs']}" if runs["shm_runs"] else ""
+        print(f"  MP/s per round, {version}: in-process {runs['in_process_runs']}, gRPC {runs['grpc_runs']}{shared}")
     if base:
         print("  (ratio: this tree / baseline for MP/s and memory, baseline / this tree for latency: > 1 is faster here)")
     for version in versions:
@@ -265,12 +277,13 @@ def run(args) -> int:
         report = {"args": {k: str(v) for k, v in vars(args).items() if k != "func"}, "baseline_sha": baseline_sha,
                   "models": {}}
         for model in models:
-            rows = {v: {"inproc": [], "grpc": [], "latency": []} for v in versions}
+            rows = {v: {"inproc": [], "grpc": [], "shm": [], "latency": []} for v in versions}
             files = {v: str(scratch / f"{model}-{i}.npy") for i, v in enumerate(versions)}
             base_job = {"model": model, "size": args.size, "frames": args.frames, "dtype": args.dtype,
                         "device": args.device}
-            for round_index in range(args.rounds):  # A-in B-in A-grpc B-grpc, then the reverse, ...
-                jobs = [(op, version) for op in ("inproc", "grpc") for version in versions]
+            for round_index in range(args.rounds):  # A-in B-in A-grpc B-grpc A-shm, then the reverse, ...
+                jobs = [(op, version) for op in ("inproc", "grpc", "shm") for version in versions
+                        if op != "shm" or version == CURRENT]
                 for op, version in jobs if round_index % 2 == 0 else jobs[::-1]:
                     job = dict(base_job, op=op, save=files[version] if round_index == 0 else None)
                     rows[version][op].append(run_job(pythons[version], job, args.timeout))

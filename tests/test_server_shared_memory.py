@@ -167,11 +167,13 @@ def test_a_segment_of_another_user_is_refused_and_left_alone(address):
         segment.close()
 
 
-def test_the_uid_check_itself_refuses_a_segment_of_another_uid():
+def test_the_checks_themselves_refuse_a_segment_of_another_uid_or_too_large_for_the_server():
     segment = segments.create(2 * segments.HEADER_BYTES)
     try:
         with pytest.raises(segments.SegmentRefused, match=f"belongs to uid {os.geteuid()}, not to the server's user"):
             segments.open_private(segment.name, segment.key, uid=os.geteuid() + 1)
+        with pytest.raises(segments.SegmentRefused, match="more than the 0 MiB the server maps for one call"):
+            segments.open_private(segment.name, segment.key, max_size=segments.HEADER_BYTES)
     finally:
         segment.unlink()
         segment.close()

@@ -15,9 +15,16 @@ import threading
 import numpy as np
 
 from emdenoise.errors import InvalidInput
+from emdenoise.shm.ring import RESULT_ITEMSIZE, SLOTS
 from emdenoise.shm.segments import HEADER_BYTES, SegmentRefused, available, open_private
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.wire import MAX_FRAME_BYTES, check_frame_bytes, check_header
+
+
+def max_segment_bytes(max_frame_bytes: int) -> int:
+    """Largest segment the server maps: the client's ring of :data:`~emdenoise.shm.ring.SLOTS` slots, each
+    holding a frame of the per-frame limit and its float32 result (4 bytes a pixel, uint8 frames included)."""
+    return HEADER_BYTES + SLOTS * max(int(max_frame_bytes), 1) * RESULT_ITEMSIZE
 
 
 class SharedFrames:
@@ -47,7 +54,7 @@ class SharedFrames:
         if not available():
             return None, "the server's host has no usable /dev/shm; frames travel as gRPC messages."
         try:
-            segment = open_private(offer.segment, offer.key, size=offer.size)
+            segment = open_private(offer.segment, offer.key, size=offer.size, max_size=max_segment_bytes(max_frame_bytes))
         except SegmentRefused as error:
             return None, str(error)
         except (OSError, ValueError) as error:

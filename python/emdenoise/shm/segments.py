@@ -95,6 +95,10 @@ def check_name(name: str) -> str:
     return name
 
 
+#: mmap flags: shared, and with the pages mapped at once (one call instead of a fault per page).
+MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -185,7 +189,7 @@ def create(size: int) -> Segment:
     try:
         os.fchmod(fd, 0o600)
         os.posix_fallocate(fd, 0, size)
-        mapping = mmap.mmap(fd, size)
+        mapping = mmap.mmap(fd, size, flags=MAP_FLAGS)
     except BaseException:
         _unlink(path)
         raise
@@ -196,7 +200,8 @@ def create(size: int) -> Segment:
     return Segment(name, mapping, key, owner=True)
 
 
-def open_private(name: str, key: bytes, *, size: int | None = None, uid: int | None = None) -> Segment:
+def open_private(name: str, key: bytes, *, size: int | None = None, uid: int | None = None,
+                 max_size: int | None = None) -> Segment:
     """Map the segment ``name`` a client created, then remove its name.
 
     Parameters
@@ -209,6 +214,8 @@ def open_private(name: str, key: bytes, *, size: int | None = None, uid: int | N
         The size the client announced; the segment must have exactly this size.
     uid : int, optional
         The user the segment must belong to (default: this process's effective user).
+    max_size : int, optional
+        Larger segments are refused before they are mapped.
 
     Raises
     ------
@@ -240,7 +247,10 @@ def open_private(name: str, key: bytes, *, size: int | None = None, uid: int | N
         if info.st_size < HEADER_BYTES or (size is not None and info.st_size != size):
             raise SegmentRefused(f"shared-memory segment {name} holds {info.st_size} bytes, not the "
                                  f"{size if size is not None else HEADER_BYTES} announced.")
-        mapping = mmap.mmap(fd, info.st_size)
+        if max_size is not None and info.st_size > max_size:
+            raise SegmentRefused(f"shared-memory segment {name} holds {info.st_size / 2**20:.0f} MiB, more than the "
+                                 f"{max_size / 2**20:.0f} MiB the server maps for one call.")
+        mapping = mmap.mmap(fd, info.st_size, flags=MAP_FLAGS)
     finally:
         os.close(fd)
     head = mapping[: len(MAGIC) + KEY_BYTES]

@@ -89,6 +89,21 @@ def test_sure_estimates_the_error_of_filters_that_see_every_pixel_under_correlat
     assert [float(np.sum(kernel[: len(kernel) - k] * kernel[k:])) for k in range(3)] == pytest.approx([1, 0.5, 0.2], abs=1e-3)
 
 
+def test_noise_correlation_along_x_reads_long_lags_through_a_strong_specimen():
+    # noise smeared along x by a 5-tap filter: correlation at lags 1-4 known exactly
+    taps = np.array([1.0, 0.8, 0.6, 0.4, 0.2])
+    expected = [float(np.sum(taps[: len(taps) - k] * taps[k:]) / np.sum(taps**2)) if k < len(taps) else 0.0 for k in range(1, 7)]
+    clean = specimen(256, seed=6, dose=20.0)
+    clean = clean * (1 + 0.5 * np.sin(np.arange(256) / 3.0))[:, None]  # structure along y, as rows of atoms give
+    rng = np.random.default_rng(7)
+    white = rng.poisson(clean) - clean
+    smeared = sum(t * np.roll(white, k, axis=1) for k, t in enumerate(taps)) / np.sqrt(np.sum(taps**2))
+    measured = scores.noise_correlation_along_x(clean + smeared, lags=6)
+    assert measured == pytest.approx(expected, abs=0.03)
+    # row differences carry the specimen's y-structure into every lag
+    assert abs(scores.scan_line_correlation(clean + smeared)[3] - expected[3]) > 0.05
+
+
 def test_classical_auto_picks_the_sigma_the_truth_would_pick():
     clean = specimen(256, seed=4)
     rng = np.random.default_rng(5)
@@ -197,7 +212,8 @@ def test_adapt_on_a_lone_frame_uses_the_blind_spot_and_reports_classical_auto(en
 @torch_needed
 def test_adapt_from_the_sim_trained_stem_model_starts_exactly_at_it(env, tmp_path, capsys):
     """``--from sim-vstunet32-stem-r2`` reads the prior's weights from its ONNX graph: with a
-    zero learning rate the adapted model denoises exactly as the shipped one."""
+    zero learning rate the adapted model denoises exactly as the shipped one. On a single frame
+    that is not whole counts, auto picks ``sure`` for such a prior (it scores the network as served)."""
     sample = Path(__file__).resolve().parent.parent / "python" / "emdenoise" / "data" / "sample_srtio3_haadf.tif"
     prior = "sim-vstunet32-stem-r2"
     code = main(["adapt", str(sample), "--name", "adapt-test-prior", "--from", prior, "--steps", "2",
@@ -205,7 +221,7 @@ def test_adapt_from_the_sim_trained_stem_model_starts_exactly_at_it(env, tmp_pat
     assert code == 0, capsys.readouterr().err
     card = json.loads((Path(env["EMDENOISE_MODELS"]) / "adapt-test-prior" / "card.json").read_text())
     assert card["architecture"]["spec"] == {"family": "vst-unet", "width": 32, "depth": 3}
-    assert card["training"]["started_from"] == prior and card["training"]["method"] == "blindspot"
+    assert card["training"]["started_from"] == prior and card["training"]["method"] == "sure"  # auto, for a prior served unmasked
     outputs = {}
     for model in (prior, "adapt-test-prior"):
         assert main(["denoise", str(sample), "-o", str(tmp_path / model), "--model", model,

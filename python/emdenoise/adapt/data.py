@@ -196,8 +196,13 @@ def _field_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(covariance / np.sqrt(signal_a * signal_b), -1.0, 1.0))
 
 
-def choose_method(counts: np.ndarray, requested: str = "auto") -> str:
-    """The self-supervised method these counts allow (see the module docstring)."""
+def choose_method(counts: np.ndarray, requested: str = "auto", *, unmasked_prior: bool = False) -> str:
+    """The self-supervised method these counts allow (see the module docstring).
+
+    ``unmasked_prior``: training starts from a network served unmasked (a sim-trained VST
+    U-Net), so a single frame that is not whole counts gets ``sure``, which scores that
+    network as served and keeps it when fine-tuning does not help, instead of ``blindspot``.
+    """
     if requested not in METHODS:
         raise InvalidInput(f"unknown method {requested!r}; choose one of {', '.join(METHODS)}.")
     if requested == "pair" and len(counts) < 2:
@@ -209,7 +214,9 @@ def choose_method(counts: np.ndarray, requested: str = "auto") -> str:
         return requested
     if scores.is_whole_counts(counts):
         return "thinning"  # within each frame: nothing moves between the halves, unlike between frames
-    return "pair" if len(counts) >= 2 else "blindspot"
+    if len(counts) >= 2:
+        return "pair"
+    return "sure" if unmasked_prior else "blindspot"
 
 
 def split(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +230,7 @@ def split(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float | None = None,
-            offset: float | None = None) -> AdaptData:
+            offset: float | None = None, unmasked_prior: bool = False) -> AdaptData:
     """Check, calibrate, register and split the user's frames; choose the method.
 
     Parameters
@@ -234,6 +241,8 @@ def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float |
         ``auto`` or one of :data:`METHODS` (``noise2atom`` is run by ``train-series``).
     gain, offset : float, optional
         Detector calibration; estimated from the mean-variance relation when absent.
+    unmasked_prior : bool
+        Training starts from a network served unmasked (:func:`choose_method`).
 
     Returns
     -------
@@ -243,7 +252,7 @@ def prepare(frames: Sequence[np.ndarray], *, method: str = "auto", gain: float |
         raise InvalidInput("noise2atom runs through emdenoise train-series (it needs 10 or more frames).")
     data = stack(frames)
     counts, gain, offset, source, notes = to_counts(data, gain, offset)
-    chosen = choose_method(counts, method)
+    chosen = choose_method(counts, method, unmasked_prior=unmasked_prior)
     shifts: list = []
     if chosen == "pair":
         counts, shifts = register(counts)

@@ -79,7 +79,8 @@ def build_card(model_id: str, result, data, config: dict[str, Any], *, sources: 
         "metrics": {
             "held_out_no_truth": {
                 "criterion": result.criterion,
-                "data": f"bottom {data.held_out.shape[1]} rows of every frame, never trained on",
+                "data": ("whole frames (SURE needs no held-out target)" if data.method == "sure"
+                         else f"bottom {data.held_out.shape[1]} rows of every frame, never trained on"),
                 "units": "counts^2 (estimated mean squared error against the clean image, up to a constant "
                          "shared by every row)",
                 "adapted": float(result.error),

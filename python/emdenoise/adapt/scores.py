@@ -72,7 +72,7 @@ SURE_VARIANCE_SMOOTHING = 2.0
 SURE_STEP = 0.01
 
 
-def correlated_noise_kernel(correlations: list[float], half_length: int = 16) -> np.ndarray:
+def correlated_noise_kernel(correlations: list[float], half_length: int = 24) -> np.ndarray:
     """A symmetric 1-D filter whose autocorrelation is ``1, correlations[0], correlations[1], ...``.
 
     White noise filtered along x by it has the scan-line correlation of the frame's noise
@@ -103,6 +103,38 @@ def correlated_noise(shape: tuple[int, ...], variance: np.ndarray, kernel: np.nd
     return white * np.sqrt(variance)
 
 
+#: Lags along x of the noise correlation that SURE's probes (and recorrupted training) reproduce.
+NOISE_LAGS = 16
+#: Lowest |ky| [cycles/px] of the frame's spectrum that :func:`noise_correlation_along_x` reads.
+NOISE_KY_FLOOR = 0.25
+
+
+def noise_correlation_along_x(frame: np.ndarray, lags: int = NOISE_LAGS) -> list[float]:
+    """Noise correlation along the scan line at lags ``1..lags``, from one frame's spectrum.
+
+    Scan rows carry independent noise, so the noise's power spectrum is flat in ``ky``
+    and has the scan line's shape in ``kx``; a specimen's power concentrates at low
+    ``|ky|`` and in a few lattice peaks. The median over ``|ky| >= NOISE_KY_FLOOR`` of the
+    frame's power at each ``kx`` is therefore the noise's spectrum, and its inverse
+    transform the correlation at every lag, long tails included. (Row differences,
+    :func:`scan_line_correlation`, pick up the specimen's y-gradients at long lags; on the
+    real HAADF pair this estimate matched the pair difference's correlation within 0.006
+    at lags 1-16, where lags beyond 3 carry a tenth of the low-frequency noise power a
+    SURE probe must reproduce.)
+    """
+    image = np.asarray(frame, dtype=np.float64)
+    if image.shape[0] < 8 or image.shape[1] <= 2 * lags:
+        return [0.0] * lags
+    # A Hann window along y stops the top/bottom edge jump from leaking power to high |ky|.
+    window = np.hanning(image.shape[0] + 2)[1:-1, None]
+    power = np.abs(np.fft.fft2((image - image.mean(axis=0)) * window)) ** 2
+    high = power[np.abs(np.fft.fftfreq(image.shape[0])) >= NOISE_KY_FLOOR]
+    autocorrelation = np.real(np.fft.ifft(np.median(high, axis=0)))
+    if autocorrelation[0] <= 0:
+        return [0.0] * lags
+    return [float(v) for v in autocorrelation[1 : lags + 1] / autocorrelation[0]]
+
+
 def sure_error(restore: Restore, frame: np.ndarray, *, correlations: list[float] | None = None,
                draws: int = 2, seed: int = 0) -> float:
     """Stein's unbiased estimate of ``mean((restore(frame) - x)^2)`` [counts^2], any restoration.
@@ -115,7 +147,7 @@ def sure_error(restore: Restore, frame: np.ndarray, *, correlations: list[float]
         One frame in noise-equivalent counts.
     correlations : list of float, optional
         Noise correlation along x at lags 1, 2, ... (default: measured in ``frame``,
-        :func:`scan_line_correlation`; values under the threshold count as 0).
+        :func:`noise_correlation_along_x`).
     draws : int
         Monte-Carlo probes of the divergence.
     seed : int
@@ -123,8 +155,8 @@ def sure_error(restore: Restore, frame: np.ndarray, *, correlations: list[float]
     """
     image = np.asarray(frame, dtype=np.float64)
     if correlations is None:
-        correlations = scan_line_correlation(image)
-    kernel = correlated_noise_kernel([c if c >= CORRELATION_THRESHOLD else 0.0 for c in correlations])
+        correlations = noise_correlation_along_x(image)
+    kernel = correlated_noise_kernel(correlations)
     variance = noise_variance(image)
     step = SURE_STEP * float(np.sqrt(variance.mean()))
     rng = np.random.default_rng(seed)

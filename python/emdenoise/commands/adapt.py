@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", required=True, metavar="ID", help="id of the new model, e.g. adapt-srtio3-1")
     p.add_argument("--from", dest="from_model", metavar="MODEL", help="start from a model made by adapt before, or a sim-trained VST U-Net (e.g. sim-vstunet32-stem-r2)")
     p.add_argument("--method", default="auto", choices=METHOD_CHOICES,
-                   help="auto (default: thinning for whole counts, else pair for 2+ frames, else blindspot)")
+                   help="auto (default: thinning for whole counts, else pair for 2+ frames, else blindspot; sure when --from is a sim-trained model)")
     p.add_argument("--minutes", type=positive_float, default=10.0, help="training time (default 10)")
     p.add_argument("--steps", type=positive_int, help="stop after this many steps (default: the time limit)")
     p.add_argument("--modality", default="any", choices=MODALITY_CHOICES, help="recorded on the card")

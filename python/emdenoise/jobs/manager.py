@@ -144,13 +144,15 @@ class TrainingJobs:
         method = str(settings.pop("method", "auto") or "auto")
         from_model = settings.pop("from_model", None) or None
         modality = str(settings.pop("modality", "any") or "any")
-        data = prepare(frames, method=method, gain=gain, offset=offset)
-        config = _adapt_config(settings)
+        unmasked_prior = False
         if from_model:
             from emdenoise.adapt.export import adaptable_weights
             from emdenoise.engine.repository import bundled_models_dir
 
-            adaptable_weights(from_model, [self.models_dir, bundled_models_dir()])
+            _, spec = adaptable_weights(from_model, [self.models_dir, bundled_models_dir()])
+            unmasked_prior = spec["family"] == "vst-unet"
+        data = prepare(frames, method=method, gain=gain, offset=offset, unmasked_prior=unmasked_prior)
+        config = _adapt_config(settings)
         summary = data.summary()
         return self._create({
             "recipe": "adapt",

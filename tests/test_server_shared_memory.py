@@ -314,3 +314,16 @@ def test_a_segment_whose_client_died_before_any_server_mapped_it_is_removed_at_s
     with ServerProcess() as server:  # ... the next server start removes it
         assert any("removed 1 shared-memory segment(s) left by ended clients" in line for line in server.lines)
     assert segments_of(child.pid) == []
+
+
+def test_a_ring_has_no_more_slots_than_the_call_has_frames():
+    frame = np.zeros((64, 48), np.uint16)
+    sizes = []
+    for count in (1, 2, 0, 100):
+        ring = SharedRing.for_frame(frame, count)
+        sizes.append(ring.slots)
+        assert ring.slot_bytes == 64 * 48 * 4 + (-(64 * 48 * 4) % 4096) and ring.fits(frame)
+        assert not ring.fits(np.zeros((65, 48), np.float32))
+        ring.close()
+    assert sizes == [1, 2, 4, 4]
+    assert segments_of(os.getpid()) == []

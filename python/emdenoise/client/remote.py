@@ -142,7 +142,7 @@ class RemoteClient:
                 first = next(frames, None)
                 offered = pb.DenoiseOptions()
                 offered.CopyFrom(options)
-                offer = shared.offer(first) if first is not None else None
+                offer = shared.offer(first, frame_count) if first is not None else None
                 if offer is not None:
                     offered.shared_memory.CopyFrom(offer)
                 yield pb.DenoiseRequest(options=offered)

@@ -100,12 +100,13 @@ class SharedCall:
         self._answered = threading.Event()
         self._closed = threading.Event()
 
-    def offer(self, first_frame: np.ndarray):
-        """A ``SharedMemory`` offer sized for ``first_frame``, or None when no segment could be made."""
+    def offer(self, first_frame: np.ndarray, frame_count: int = 0):
+        """A ``SharedMemory`` offer sized for ``first_frame`` (and ``frame_count`` frames, 0: unknown),
+        or None when no segment could be made."""
         from emdenoise.shm.ring import SharedRing
 
         try:
-            self.ring = SharedRing.for_frame(np.asarray(first_frame))
+            self.ring = SharedRing.for_frame(np.asarray(first_frame), frame_count)
         except OSError as error:
             self.refused = f"this client could not create a shared-memory segment ({error.strerror or error})"
             return None

@@ -65,11 +65,17 @@ class SharedRing:
         self._closed = threading.Event()
 
     @classmethod
-    def for_frame(cls, frame: np.ndarray) -> "SharedRing":
-        """A ring whose slots fit ``frame`` and its result: :data:`SLOTS` of them, fewer
-        (at least 2) when that would exceed :data:`MAX_RING_BYTES`."""
+    def for_frame(cls, frame: np.ndarray, frame_count: int = 0) -> "SharedRing":
+        """A ring whose slots fit ``frame`` and its result: :data:`SLOTS` of them, fewer (at least 2)
+        when that would exceed :data:`MAX_RING_BYTES`, and no more than ``frame_count`` (0: unknown).
+
+        Every slot costs its pages' allocation (~1 ms per 4 MiB) whether used or not, so a
+        call of one frame makes one slot."""
         size = slot_bytes_for(frame)
-        return cls(size, slots=max(2, min(SLOTS, MAX_RING_BYTES // size)))
+        slots = max(2, min(SLOTS, MAX_RING_BYTES // size))
+        if frame_count > 0:
+            slots = min(slots, int(frame_count))
+        return cls(size, slots=slots)
 
     @property
     def closed(self) -> bool:

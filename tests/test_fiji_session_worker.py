@@ -157,6 +157,36 @@ def test_a_killed_worker_is_reported_in_one_sentence_and_replaced(tmp_path, temp
 
 
 @posix_only
+def test_a_job_queued_for_a_worker_that_died_is_run_by_its_successor(tmp_path, temp):
+    """A macro queued its job itself (EM Denoise's way once the worker is known) just as the worker died."""
+    from emdenoise.fiji.session import SessionDir
+
+    source = _stack(tmp_path / "in.tif")
+    first = Macro(temp, "a", _denoise_request(source, "a", temp))
+    pid = int(_start(first.job)["pid"])
+    assert first.final()["state"] == "done"
+    os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not pid_alive(pid), 30, "the killed worker did not go")
+    session = SessionDir(session_path(temp, ProcessRef.of(os.getpid())))
+    waiting = session.path / "jobs" / "emdenoise-job-waiting"
+    waiting.mkdir()
+    (waiting / "request.txt").write_text(
+        f"action=denoise\ninput={source}\noutput={waiting / 'out.tif'}\nmodel=classical-gaussian3\n")
+    (waiting / HEARTBEAT).write_text(str(time.time()))
+    session.enqueue(waiting)
+    beating = Macro.__new__(Macro)  # the waiting macro keeps polling meanwhile
+    beating.job, beating._stop = waiting, threading.Event()
+    threading.Thread(target=beating._beat, daemon=True).start()
+
+    second = Macro(temp, "b", _denoise_request(source, "b", temp))
+    again = _start(second.job)
+    assert again["note"].startswith(f"the emdenoise worker (pid {pid}) had stopped")
+    assert second.final()["worker_pid"] == again["pid"] and beating.final()["worker_pid"] == again["pid"]
+    for macro in (first, second, beating):
+        macro.stop_beating()
+
+
+@posix_only
 def test_a_worker_idle_for_its_limit_stops_and_removes_its_folder(tmp_path, temp):
     source = _stack(tmp_path / "in.tif")
     job = Macro(temp, "a", _denoise_request(source, "a", temp))

@@ -106,7 +106,7 @@ getVoxelSize(pixelWidth, pixelHeight, voxelDepth, unit);
 frameInterval = Stack.getFrameInterval();
 stem = safeName(inputTitle);
 // A private job folder (random name, mode 0700): other users can neither read it nor plant links in it.
-created = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+created = newJobFolder();
 if (startsWith(created, "ERROR") || !File.isDirectory(created))
 	fail("could not create a job folder: " + replace(created, "ERROR\t", ""));
 jobdir = created + File.separator;
@@ -191,6 +191,22 @@ function cancelled() {
 	if (is("Batch Mode"))
 		print(TITLE + ": cancelled");
 	exit;
+}
+
+// A private job folder: inside this ImageJ's warm worker's folder (mode 0700) while that
+// worker lives, made here without starting a Python; else a fresh one from 'bridge newjob'.
+function newJobFolder() {
+	warm = "" + call("java.lang.System.getProperty", "emdenoise.worker");
+	if (warm != "" && warm != "null" && File.exists(warm + "worker-beat.txt")) {
+		if (getTime() - File.lastModified(warm + "worker-beat.txt") < 2000) {
+			folder = warm + "jobs" + File.separator + "emdenoise-job-" + d2s(getTime(), 0) + "-" + d2s(floor(random * 1000000000), 0);
+			File.makeDirectory(folder);
+			if (File.isDirectory(folder))
+				return folder;
+		}
+	}
+	made = String.trim(exec(python, "-c", PYBOOT, "emdenoise.fiji.bridge", "newjob", getDirectory("temp")));
+	return made;
 }
 
 // The finished job's folder holds only this user's files (it is private): they are deleted

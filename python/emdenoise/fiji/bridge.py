@@ -105,12 +105,12 @@ def cmd_newjob(args) -> int:
 
 def cmd_start(args) -> int:
     from emdenoise.fiji.handover import hand_over
-    from emdenoise.fiji.jobdir import sweep_stale_jobs
+    from emdenoise.fiji.jobdir import sweep_stale_jobs, temp_folder_of
     from emdenoise.fiji.session import BEAT, LOG, SessionUnavailable
 
     job = JobDir(args.jobdir)
     job.request()  # fail here, synchronously, when the macro wrote no request
-    sweep_stale_jobs(job.path.parent)
+    sweep_stale_jobs(temp_folder_of(job.path))
     note = ""
     if os.environ.get("EMDENOISE_FIJI_WORKER", "").strip().lower() != "job":
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from emdenoise.fiji.jobdir import temp_folder_of
 from emdenoise.fiji.procs import ProcessRef
 from emdenoise.fiji.session import (
     LOG,
@@ -64,6 +65,15 @@ def start_worker(session: SessionDir, owner: ProcessRef) -> ProcessRef:
     return process
 
 
+def _spawn_or_give_up(session: SessionDir, owner: ProcessRef, *, remove: bool) -> None:
+    try:
+        start_worker(session, owner)
+    except OSError as error:
+        if remove:
+            session.remove()
+        raise SessionUnavailable(f"cannot start the worker ({error})") from None
+
+
 def _dead_note(session: SessionDir, process: ProcessRef | None, why: str) -> str:
     name = f"the emdenoise worker (pid {process.pid})" if process else "the emdenoise worker"
     last = session.last_log_line()
@@ -97,26 +107,25 @@ def hand_over(jobdir: Path, owner: ProcessRef | None = None, *, before_queue: Ca
         When no warm worker can be used; the caller starts a worker for this job alone.
     """
     owner = owner or imagej_process()
-    temp = jobdir.parent
+    temp = temp_folder_of(jobdir)
     sweep_stale_sessions(temp)
     session = SessionDir(session_path(temp, owner))
     note = ""
     for _ in range(attempts):
         started = session.create()
         if started:
-            try:
-                start_worker(session, owner)
-            except OSError as error:
-                session.remove()
-                raise SessionUnavailable(f"cannot start the worker ({error})") from None
+            _spawn_or_give_up(session, owner, remove=True)
         else:
             state = session.state()
-            if not state.alive:
+            if not state.alive and session.claim_restart(state):
+                # The folder stays: jobs queued for the dead worker, and job folders macros are
+                # preparing in it, go to its successor.
                 note = note or _dead_note(session, state.process, state.why)
                 if state.process is not None:
-                    state.process.kill()  # hung: it must not write into the folder of its successor
-                session.remove()
-                continue
+                    state.process.kill()  # hung: it must not take jobs beside its successor
+                _spawn_or_give_up(session, owner, remove=False)
+                started = True
+            # else: alive, or another command is restarting it just now: the job waits in the queue
         if before_queue is not None:
             before_queue(started)
         try:

@@ -16,7 +16,7 @@ import time
 import traceback
 
 from emdenoise.fiji.job_actions import ACTIONS
-from emdenoise.fiji.jobdir import JobDir, private_log
+from emdenoise.fiji.jobdir import JobDir, private_log, temp_folder_of
 
 
 def peak_memory_mib() -> float | None:
@@ -90,7 +90,7 @@ def _run_request(job: JobDir) -> int:
             return 3
         # The job folder is removed after an error; the traceback stays next to it, in a new
         # file of a random name (never a fixed name another user could plant a link at).
-        kept = private_log(job.path.parent, "emdenoise-fiji-error-")
+        kept = private_log(temp_folder_of(job.path), "emdenoise-fiji-error-")
         kept.write_text(traceback.format_exc(), encoding="utf-8")
         job.write_status(
             "error",

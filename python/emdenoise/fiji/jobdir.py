@@ -68,6 +68,15 @@ def write_new_file(path: str | os.PathLike, data: bytes) -> None:
         file.write(data)
 
 
+def temp_folder_of(job_path: str | os.PathLike) -> Path:
+    """ImageJ's temp folder for a job folder: its parent, or, for a job folder a macro made
+    inside a warm worker's folder (``TEMP/emdenoise-worker-*/jobs/JOB``), that folder's parent."""
+    parent = Path(job_path).parent
+    if parent.name == "jobs" and parent.parent.name.startswith("emdenoise-worker-"):
+        return parent.parent.parent
+    return parent
+
+
 def private_log(temp_dir: str | os.PathLike, prefix: str) -> Path:
     """A new log file with a random name in ``temp_dir`` (``mkstemp``: 0600, no link followed)."""
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=str(temp_dir))

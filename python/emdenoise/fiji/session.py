@@ -22,8 +22,14 @@ Files in the folder:
 ``spawned.txt``
     The pid the starting command spawned, before the worker's first beat.
 ``queue/``
-    One ``<job folder name>.txt`` per job handed over (``jobdir=PATH``), written atomically;
-    the worker takes and removes them.
+    One ``<job folder name>.txt`` per job handed over (``jobdir=PATH``), written atomically
+    (a hidden temporary name, then renamed); the worker takes and removes them.
+``jobs/``
+    Job folders a macro made itself while the worker lives: private through this folder,
+    they need no Python to create, and their entries in ``queue/`` none to hand over
+    (EM Denoise takes this way once a command has named the folder to ImageJ, in the Java
+    system property ``emdenoise.worker``; every other path goes through the bridge). The
+    worker does not stop for idleness while one is there.
 ``session.log``
     The worker's output.
 
@@ -44,13 +50,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from emdenoise.fiji.jobdir import read_keyvalues, write_keyvalues
+from emdenoise.fiji.jobdir import read_keyvalues, write_keyvalues, write_new_file
 from emdenoise.fiji.procs import ProcessRef
 
 PREFIX = "emdenoise-worker-"
 BEAT = "worker-beat.txt"
 SPAWNED = "spawned.txt"
 QUEUE = "queue"
+JOBS = "jobs"
 LOG = "session.log"
 
 #: Seconds between the worker's beats.
@@ -112,11 +119,15 @@ class WorkerState:
     alive : bool
     why : str
         Why it counts as dead (``""`` when alive).
+    source : Path, optional
+        The file the judgement rests on.
     """
 
     process: ProcessRef | None
     alive: bool
     why: str = ""
+    #: The file the judgement rests on (the beat file, or the spawned-pid file before it).
+    source: Path | None = None
 
 
 class SessionDir:
@@ -152,6 +163,7 @@ class SessionDir:
         except OSError as error:
             raise SessionUnavailable(f"cannot create {self.path} ({error.strerror})") from None
         os.mkdir(self.file(QUEUE), 0o700)
+        os.mkdir(self.file(JOBS), 0o700)
         return True
 
     def record_spawned(self, process: ProcessRef) -> None:
@@ -182,6 +194,14 @@ class SessionDir:
                 jobs.append(Path(jobdir))
         return jobs
 
+    def preparing(self, *, within: float = 3600.0) -> bool:
+        """Whether a macro is preparing a job in ``jobs/`` (a folder there younger than ``within`` s)."""
+        now = time.time()
+        try:
+            return any(now - entry.stat().st_mtime < within for entry in os.scandir(self.file(JOBS)))
+        except OSError:
+            return False
+
     def retire(self) -> "SessionDir":
         """Rename the folder away (the worker is stopping) and return it under its new name.
 
@@ -211,10 +231,10 @@ class SessionDir:
             if process is None:
                 continue
             if not process.alive():
-                return WorkerState(process, False, "its process is gone")
+                return WorkerState(process, False, "its process is gone", path)
             if age > limit:
-                return WorkerState(process, False, f"no sign of life for {age:.0f} s")
-            return WorkerState(process, True)
+                return WorkerState(process, False, f"no sign of life for {age:.0f} s", path)
+            return WorkerState(process, True, "", path)
         try:
             age = now - self.path.stat().st_mtime
         except OSError:
@@ -222,6 +242,26 @@ class SessionDir:
         if age > STARTUP_LIMIT:
             return WorkerState(None, False, "it never started")
         return WorkerState(None, True)  # the command that made the folder is starting it
+
+    def claim_restart(self, dead: WorkerState) -> bool:
+        """Take on restarting the worker judged ``dead``; False when another command already has.
+
+        The file the judgement rests on is renamed away (atomic: one command wins); where
+        there was none, the spawned-pid file is created exclusively.
+        """
+        try:
+            if dead.source is not None:
+                os.rename(dead.source, dead.source.with_name(f".{dead.source.name}.{secrets.token_hex(4)}.dead"))
+                for stale in (BEAT, SPAWNED):  # neither may make the successor look dead or alive
+                    try:
+                        os.unlink(self.file(stale))
+                    except FileNotFoundError:
+                        pass
+            else:
+                write_new_file(self.file(SPAWNED), b"")
+        except OSError:
+            return False
+        return True
 
     def enqueue(self, jobdir: Path) -> None:
         """Hand ``jobdir`` to the worker (raises OSError when the folder is gone or stopping)."""

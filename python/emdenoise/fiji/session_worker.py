@@ -208,6 +208,8 @@ class SessionWorker:
             for job in self.jobs:
                 job.cancel("ImageJ quit")
             self._exit(f"ImageJ (process {self.owner.pid}) quit", code=0)
+        if self.session is not None and not self.retired and self.session.preparing():
+            self._last_busy = now  # a macro is exporting an image into jobs/: not idle
         if not self.retired and not self.jobs and now - self._last_busy > self.idle:
             print(f"idle for {self.idle:g} s: stopping", flush=True)
             self.session = self.session.retire()

@@ -24,7 +24,7 @@ SUBVERBS = (
          "seed 002 Table 3: autoencoder error per latent depth, kernels/MLPs against their autoencoder",
          "emdenoise.bench.autoencoders:register"),
     Verb("engine",
-         "megapixels/s per model (in-process vs gRPC), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
+         "megapixels/s per model (in-process vs gRPC vs shared memory), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
          "emdenoise.bench.engine:register"),
     Verb("compress", "seed 002 autoencoder latents (.emz) vs JPEG 2000 / JPEG XL at the same size, zstd lossless",
          "emdenoise.bench.compress:register"),

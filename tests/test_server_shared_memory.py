@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -326,4 +325,12 @@ def test_a_ring_has_no_more_slots_than_the_call_has_frames():
         assert not ring.fits(np.zeros((65, 48), np.float32))
         ring.close()
     assert sizes == [1, 2, 4, 4]
+    assert segments_of(os.getpid()) == []
+
+
+def test_no_segment_is_made_for_an_attempt_that_ended_before_its_first_frame_arrived():
+    # a slow frame source: the call can fail (idle, refused, cancelled) before the first frame is read
+    attempt = SharedCall(strict=False)
+    attempt.close()
+    assert attempt.offer(np.zeros((8, 8), np.uint16)) is None and attempt.ring is None
     assert segments_of(os.getpid()) == []

@@ -99,18 +99,22 @@ class SharedCall:
         self.call = None  # the gRPC call, once started: a call that ended stops the waits
         self._answered = threading.Event()
         self._closed = threading.Event()
+        self._lock = threading.Lock()  # a ring is never made after close(): the call may end before the first frame
 
     def offer(self, first_frame: np.ndarray, frame_count: int = 0):
         """A ``SharedMemory`` offer sized for ``first_frame`` (and ``frame_count`` frames, 0: unknown),
         or None when no segment could be made."""
         from emdenoise.shm.ring import SharedRing
 
-        try:
-            self.ring = SharedRing.for_frame(np.asarray(first_frame), frame_count)
-        except OSError as error:
-            self.refused = f"this client could not create a shared-memory segment ({error.strerror or error})"
-            return None
-        return self.ring.offer()
+        with self._lock:
+            if self._closed.is_set():
+                return None
+            try:
+                self.ring = SharedRing.for_frame(np.asarray(first_frame), frame_count)
+            except OSError as error:
+                self.refused = f"this client could not create a shared-memory segment ({error.strerror or error})"
+                return None
+            return self.ring.offer()
 
     def answer(self, info) -> None:
         """Take the server's ``JobInfo``: was the segment mapped?
@@ -172,9 +176,10 @@ class SharedCall:
 
     def close(self) -> None:
         """End the attempt: remove the segment's name and release it; safe to repeat."""
-        self._closed.set()
-        if self.ring is not None:
-            self.ring.close()
+        with self._lock:
+            self._closed.set()
+            if self.ring is not None:
+                self.ring.close()
 
 
 __all__ = ["ENV", "MODES", "SharedCall", "is_loopback", "parse_mode", "resolve_mode"]

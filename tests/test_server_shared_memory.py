@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import tifffile
 
 from emdenoise.client import RemoteClient
 from emdenoise.client.shared_call import SharedCall, is_loopback, parse_mode, resolve_mode
@@ -127,6 +128,26 @@ def test_a_user_error_after_some_frames_still_arrives_as_its_sentence(address):
         with pytest.raises(UserError, match="2-D frames"):
             list(client.denoise(stack, MODEL))
     assert segments_of(os.getpid()) == []
+
+
+def test_the_command_line_switch_gives_the_same_file_either_way_and_refuses_unknown_values(server, calibrated_stack,
+                                                                                          tmp_path):
+    def run(*args, env=None):
+        return subprocess.run([sys.executable, "-m", "emdenoise", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env=dict(os.environ, **(env or {})))
+
+    outputs = {}
+    for mode, env in (("on", None), ("off", None), (None, {"EMDENOISE_SHARED_MEMORY": "on"})):
+        out = tmp_path / f"{mode or 'env'}.tif"
+        switch = ["--shared-memory", mode] if mode else []
+        done = run("denoise", calibrated_stack, "-o", out, "--server", server.address, *switch, env=env)
+        assert done.returncode == 0, done.stderr
+        outputs[mode] = tifffile.imread(out)
+    assert np.array_equal(outputs["on"], outputs["off"]) and np.array_equal(outputs[None], outputs["off"])
+    wrong = run("denoise", calibrated_stack, "-o", tmp_path / "x.tif", "--server", server.address,
+                env={"EMDENOISE_SHARED_MEMORY": "sometimes"})
+    assert wrong.returncode != 0 and "shared memory must be auto, on or off, not 'sometimes'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
 # -- refusals ----------------------------------------------------------------------------------

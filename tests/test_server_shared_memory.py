@@ -355,3 +355,37 @@ def test_no_segment_is_made_for_an_attempt_that_ended_before_its_first_frame_arr
     attempt.close()
     assert attempt.offer(np.zeros((8, 8), np.uint16)) is None and attempt.ring is None
     assert segments_of(os.getpid()) == []
+
+
+@pytest.mark.slow
+def test_a_server_from_before_the_fast_path_gets_messages_from_a_new_client(tmp_path):
+    """Backwards compatible both ways: the old server ignores the offer, the new client then sends chunks."""
+    import re
+
+    from emdenoise.bench.engine import install_baseline
+
+    python, _sha = install_baseline("7cd1619", tmp_path / "old")  # the commit before the shared-memory path
+    old = subprocess.Popen([python, "-m", "emdenoise", "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in old.stdout:
+            match = re.search(r"listening on (\S+:\d+)", line)
+            if match:
+                break
+        else:
+            pytest.fail("the old server did not start")
+        address = match.group(1)
+        stack = frames((64, 64), 3)
+        by_messages, how = denoised(address, stack, "off")
+        assert how == "messages"
+        fallback, how = denoised(address, stack, "auto")
+        assert how == "messages" and all(np.array_equal(a, b) for a, b in zip(by_messages, fallback))
+        with RemoteClient(address, shared_memory="on") as client:
+            with pytest.raises(UserError, match=r"the server does not offer shared memory \(an older emdenoise\)"):
+                list(client.denoise(stack, MODEL))
+    finally:
+        old.kill()
+        old.wait()
+        old.stdout.close()
+    assert segments_of(os.getpid()) == []

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -120,6 +121,31 @@ def test_a_long_stack_reuses_the_slots_and_a_big_endian_frame_is_swapped(address
     shared, how = denoised(address, stack, "on", gain=1.0, offset=0.0)
     assert how == "shared memory"
     assert all(np.array_equal(a, b) for a, b in zip(by_messages, shared)) and len(shared) == 12
+
+
+def test_frames_go_as_chunks_when_no_slot_comes_free_because_results_are_not_read(address, monkeypatch):
+    # A caller that reads no result keeps every slot taken; rather than wait (and let the server end the
+    # call as idle), later frames go as chunks. Here no result is read until the source is spent, so
+    # frames 0-3 take the 4 slots and 4-9 go as chunks, in one call.
+    from emdenoise.shm import ring
+
+    monkeypatch.setattr(ring, "SLOT_PATIENCE", 0.0)
+    stack = frames((64, 64), 10, seed=11)
+    spent = threading.Event()
+
+    def source():
+        yield from stack
+        spent.set()
+
+    by_messages, _ = denoised(address, stack, "off")
+    with RemoteClient(address, shared_memory="on") as client:
+        job = client.denoise(source(), MODEL, frame_count=len(stack))
+        job.start()
+        assert spent.wait(60), "the client did not send every frame"
+        shared = list(job)
+        assert client.last_transport == "shared memory"
+    assert len(shared) == 10 and all(np.array_equal(a, b) for a, b in zip(by_messages, shared))
+    assert segments_of(os.getpid()) == []
 
 
 def test_a_user_error_after_some_frames_still_arrives_as_its_sentence(address):

@@ -154,7 +154,8 @@ class SharedCall:
 
     def request(self, frame: np.ndarray, index: int):
         """A ``DenoiseRequest`` naming frame ``index`` in the segment (waits for a free slot), or None:
-        send it as chunks (it does not fit a slot, the segment was not taken) or stop (:attr:`stopped`)."""
+        send it as chunks (it does not fit a slot, the segment was not taken, no slot came free within
+        :data:`~emdenoise.shm.ring.SLOT_PATIENCE`) or stop (:attr:`stopped`)."""
         from emdenoise.v1 import denoiser_pb2 as pb
 
         if not self.accepted or not self.ring.fits(frame):

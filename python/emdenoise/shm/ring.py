@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -26,6 +27,11 @@ SLOTS = 4
 MAX_RING_BYTES = 1 << 30
 #: Seconds between checks that the call is still on while waiting for a free slot.
 POLL_SECONDS = 0.25
+#: Longest wait for a free slot before a frame goes as chunks instead. All slots stay taken
+#: while the caller does not read results; the server, waiting for the next frame, would
+#: end the call as idle after its --idle-timeout (120 s), where chunks queue up in gRPC's
+#: buffers as they always did. A slow model holds a slot for its frame's time, far below this.
+SLOT_PATIENCE = 30.0
 #: Bytes a result pixel takes (float32).
 RESULT_ITEMSIZE = 4
 PAGE = 4096
@@ -93,20 +99,25 @@ class SharedRing:
     def _offset(self, slot: int) -> int:
         return HEADER_BYTES + slot * self.slot_bytes
 
-    def put(self, frame: np.ndarray, index: int, *, still_on: Callable[[], bool] = lambda: True
-            ) -> pb.SharedFrame | None:
+    def put(self, frame: np.ndarray, index: int, *, still_on: Callable[[], bool] = lambda: True,
+            patience: float | None = None) -> pb.SharedFrame | None:
         """Write frame ``index`` into a free slot (waiting for one); the message naming it.
 
-        Returns None when the ring was closed or ``still_on()`` turned False while waiting.
+        Returns None when the ring was closed, ``still_on()`` turned False, or no slot
+        came free within ``patience`` seconds (default :data:`SLOT_PATIENCE`).
         """
+        patience = SLOT_PATIENCE if patience is None else max(0.0, float(patience))
+        deadline = time.monotonic() + patience
         slot = None
         while slot is None:
             if self.closed or not still_on():
                 return None
+            left = deadline - time.monotonic()
             try:
-                slot = self._free.get(timeout=POLL_SECONDS)
+                slot = self._free.get(timeout=min(POLL_SECONDS, left)) if left > 0 else self._free.get_nowait()
             except queue.Empty:
-                continue
+                if left <= 0:
+                    return None
         offset = self._offset(slot)
         with self._lock:
             if self.closed:

@@ -38,6 +38,8 @@ SUBVERBS = (
          "issue 21 bar: likelihood maps on the Pt/CeO2 HRTEM test set (vacuum regions unsupported, Pt columns supported)",
          "emdenoise.bench.likelihood:register"),
     Verb("training-log", "validation error against CPU hours of sim-trained runs", "emdenoise.bench.training_log:register"),
+    Verb("candidates", "validation error at equal CPU budgets and serving cost of candidate networks",
+         "emdenoise.bench.candidates:register"),
     Verb("dask", "MP/s and peak worker memory of emdenoise.dask on a LocalCluster (1 vs 2 workers, Zarr output)",
          "emdenoise.bench.dask_cluster:register"),
     Verb("load", "16 clients x 20 stacks, server killed and restarted midway; memory after cancelled uploads; SIGTERM time",

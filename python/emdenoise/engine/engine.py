@@ -113,6 +113,7 @@ class Engine:
         self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget()
         self.batching = batching if batching is not None and batching.enabled else None
         self._backends: dict[str, object] = {}
+        self._plans: dict[tuple, tuple[ModelCard, tiling.TilePlan]] = {}  # (card id, shape, tile size)
         self._lock = threading.Lock()
 
     # -- models -------------------------------------------------------------------------
@@ -203,15 +204,17 @@ class Engine:
         if card.task != "denoise":
             raise InvalidInput(f"model {card.id} is a {card.task} model, not a denoiser; choose a denoise model.")
         tile_size = check_job_options(tile_size=tile_size)["tile_size"]
-        frame = as_frame(frame, index=index)
+        frame = as_frame(frame, index=index, exact_integers=True)  # uint16 stays uint16 until normalised
         where = f"frame {index}" if index is not None else "the frame"
         backend = self._backend(card)
         # A batching backend knows this frame is coming, so a run may wait for its windows.
         with backend.caller() if isinstance(backend, DynamicBatcher) else contextlib.nullcontext():
             mapping = fit_normalization(frame, card.normalization, gain=gain, offset=offset)
-            normalised = mapping.forward(frame, where=where)
-            result = self._run_tiled(normalised, card, tile_size=max(tile_size, MIN_TILE) if tile_size else None,
-                                     cancelled=cancelled)
+            tile_size = max(tile_size, MIN_TILE) if tile_size else None
+            plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
+            # normalised straight into the padded frame (no normalised copy to pad afterwards)
+            padded = tiling.padded_frame(frame.shape, plan, lambda out: mapping.forward(frame, where=where, out=out))
+            result = self._run_tiled(padded, plan, card, cancelled=cancelled)
         return mapping.inverse(result, where=where)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
@@ -224,6 +227,17 @@ class Engine:
         whole frame when it fits. The halo covers the receptive field and core origins stay
         on the pooling grid, so every cut gives the same output.
         """
+        key = (card.id, tuple(shape), tile_size)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is card:
+            return cached[1]
+        plan = self._tile_plan(tuple(shape), card, tile_size=tile_size)
+        if len(self._plans) >= 256:  # frame shapes of a long session; plans are cheap to remake
+            self._plans.clear()
+        self._plans[key] = (card, plan)
+        return plan
+
+    def _tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
         if card.backend == "classical":
             return tiling.plan_tiles(shape, tile_size=max(shape), halo=0)
         tile = card.tile
@@ -247,23 +261,27 @@ class Engine:
         side = int(tile.get("size") or DEFAULT_TILE) + 2 * ((card.receptive_field or 0) // 2)
         return max(int(self.memory_budget / per_pixel), side * side)
 
-    def _run_tiled(self, frame: np.ndarray, card: ModelCard, *, tile_size: int | None = None,
+    def _run_tiled(self, padded: np.ndarray, plan: tiling.TilePlan, card: ModelCard, *,
                    cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-        """Run all tiles; when memory runs out, halve the batch, then the tile size (CSBDeep habit)."""
+        """Run all tiles of ``padded`` (the frame padded for ``plan``); when memory runs out, halve
+        the batch, then the tile size (CSBDeep habit). Returns the stitched float32 model output
+        (for a single tile a view of the model's output)."""
         backend = self._backend(card)
-        plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
+        shape = plan.shape
         # As many windows per call as the budget holds (a batch of 8 large tiles took ~8 GB).
         batch_size = self.batch_size
         if card.backend != "classical":
             batch_size = min(batch_size, max(self.window_budget(card) // (plan.window[0] * plan.window[1]), 1))
         while True:
             try:
-                return self._run_plan(frame, plan, backend, batch_size, cancelled)
+                return self._run_plan(padded, plan, backend, batch_size, cancelled)
             except ResourceExhausted:
                 if batch_size > 1:
                     batch_size = max(batch_size // 2, 1)
                 elif card.backend != "classical" and max(plan.core) > MIN_TILE:
-                    plan = self.tile_plan(frame.shape, card, tile_size=max(max(plan.core) // 2, MIN_TILE))
+                    frame = padded[plan.halo : plan.halo + shape[0], plan.halo : plan.halo + shape[1]]
+                    plan = self.tile_plan(shape, card, tile_size=max(max(plan.core) // 2, MIN_TILE))
+                    padded = tiling.pad_frame(frame, plan)
                 else:
                     raise ResourceExhausted(
                         f"model {card.id} ran out of memory even on single {plan.window[0]}x{plan.window[1]} tiles; "
@@ -272,10 +290,17 @@ class Engine:
                 log.warning("out of memory on %s: retrying with batch %d, tile %s", card.id, batch_size, plan.core)
 
     @staticmethod
-    def _run_plan(frame: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int,
+    def _run_plan(padded: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int,
                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-        padded = tiling.pad_frame(frame, plan)
-        output = np.empty(frame.shape, np.float32)
+        shape = plan.shape
+        if len(plan.tiles) == 1 and padded.shape == plan.window:  # the whole frame in one window: no copies
+            if cancelled is not None and cancelled():
+                raise JobCancelled()
+            batch = padded[None, None]
+            results = backend.run(batch, limit=batch_size) if isinstance(backend, DynamicBatcher) else backend.run(batch)
+            h = plan.halo
+            return results[0, 0, h : h + shape[0], h : h + shape[1]]
+        output = np.empty(shape, np.float32)
         windows = list(tiling.iter_windows(padded, plan))
         for start in range(0, len(windows), batch_size):
             if cancelled is not None and cancelled():

@@ -16,7 +16,7 @@ the halo covers the receptive field, the stitched output is the same whatever cu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -149,13 +149,46 @@ def plan_within(shape: tuple[int, int], *, halo: int, multiple_of: int = 1, max_
     return plan_with_core(shape, best[1], halo=halo, multiple_of=multiple)
 
 
-def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:
-    """Reflect-pad ``frame`` by the halo, and on the far sides far enough for the last tiles."""
+def frame_pads(shape: tuple[int, int], plan: TilePlan) -> list[tuple[int, int]]:
+    """(before, after) margins of each axis: the halo, and on the far sides far enough for the last tiles."""
     pads = []
-    for length, side, window in zip(frame.shape, plan.core, plan.window):
+    for length, side, window in zip(shape, plan.core, plan.window):
         covered = _round_up(length, side)
         pads.append((plan.halo, covered - length + window - side - plan.halo))
-    return np.pad(frame, pads, mode="reflect" if min(frame.shape) > 1 else "edge")
+    return pads
+
+
+def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:
+    """Reflect-pad ``frame`` by the halo, and on the far sides far enough for the last tiles."""
+    return np.pad(frame, frame_pads(frame.shape, plan), mode="reflect" if min(frame.shape) > 1 else "edge")
+
+
+def padded_frame(shape: tuple[int, int], plan: TilePlan, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+    """The same float32 array as ``pad_frame(frame, plan)``, made by ``fill(interior)`` writing the
+    frame straight into the padded array's interior (a view), whose margins are then reflected in
+    place: one pass over the frame instead of two, and no second frame-sized array.
+
+    Margins longer than one reflection (a frame smaller than its halo) go through :func:`pad_frame`.
+    """
+    pads = frame_pads(shape, plan)
+    (top, bottom), (left, right) = pads
+    height, width = shape
+    padded = np.empty((top + height + bottom, left + width + right), np.float32)
+    interior = padded[top : top + height, left : left + width]
+    if min(shape) < 2 or max(top, bottom) > height - 1 or max(left, right) > width - 1:
+        fill(interior)
+        return pad_frame(np.array(interior), plan)
+    fill(interior)
+    rows = padded[:, left : left + width]  # numpy's reflect: axis 0 first, then axis 1 over every row
+    if top:
+        rows[:top] = rows[top + 1 : 2 * top + 1][::-1]
+    if bottom:
+        rows[top + height :] = rows[top + height - 1 - bottom : top + height - 1][::-1]
+    if left:
+        padded[:, :left] = padded[:, left + 1 : 2 * left + 1][:, ::-1]
+    if right:
+        padded[:, left + width :] = padded[:, left + width - 1 - right : left + width - 1][:, ::-1]
+    return padded
 
 
 def iter_windows(padded: np.ndarray, plan: TilePlan) -> Iterator[tuple[Tile, np.ndarray]]:

@@ -27,8 +27,16 @@ def check_dtype(dtype: np.dtype | str) -> np.dtype:
     return dtype
 
 
-def as_frame(frame: np.ndarray, *, index: int | None = None) -> np.ndarray:
+#: Integer pixel types whose every value float32 holds exactly.
+EXACT_IN_FLOAT32 = ("uint8", "uint16", "int8", "int16")
+
+
+def as_frame(frame: np.ndarray, *, index: int | None = None, exact_integers: bool = False) -> np.ndarray:
     """Validate one 2-D frame and return it as float32.
+
+    ``exact_integers``: return uint8/uint16/int16 frames as they are (float32 holds each of
+    their values exactly, so a caller that converts them later, as the engine's normalisation
+    does while writing the padded frame, gets the same numbers without this conversion's pass).
 
     Raises :class:`InvalidInput` for wrong dimensionality, RGB, frames smaller than 2x2 and
     NaN/Inf pixels.
@@ -42,8 +50,11 @@ def as_frame(frame: np.ndarray, *, index: int | None = None) -> np.ndarray:
         raise InvalidInput(f"{where} has {frame.ndim} dimensions {frame.shape}; a frame must be 2-D (height, width).")
     if min(frame.shape) < 2:
         raise InvalidInput(f"{where} is {frame.shape[0]}x{frame.shape[1]} pixels; frames need at least 2x2 pixels.")
+    if exact_integers and frame.dtype.name in EXACT_IN_FLOAT32:
+        return frame
+    integers = frame.dtype.kind in "ui"  # every integer pixel is finite in float32 (no check needed)
     frame = frame.astype(np.float32, copy=False)
-    if not np.isfinite(frame).all():
+    if not integers and not np.isfinite(frame).all():
         bad = int(frame.size - np.count_nonzero(np.isfinite(frame)))
         raise InvalidInput(
             f"{where} contains {bad} NaN or infinite pixels; replace them (e.g. ImageJ: Process > Math > Remove NaNs) first."

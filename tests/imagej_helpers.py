@@ -90,6 +90,27 @@ def wait_for_workers_to_exit(temp: Path, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def poisson_stack(path: Path, frames: int = 2, size: int = 32, seed: int = 0) -> Path:
+    """A small uint16 TYX ImageJ TIFF of Poisson counts (mean 40) for the EM commands to denoise."""
+    import numpy as np
+    import tifffile
+
+    data = np.random.default_rng(seed).poisson(40, (frames, size, size)).astype(np.uint16)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
+    return path
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """``predicate()``'s first truthy value, polled every 50 ms; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
 def installed_imagej(tmp_path: Path) -> tuple[Path, Path, Path]:
     """An ImageJ folder in ``tmp_path`` with the emdenoise commands installed, and empty HOME and temp folders."""
     from emdenoise.fiji.install import install

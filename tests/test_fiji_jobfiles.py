@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tifffile
 
@@ -25,24 +24,9 @@ from emdenoise.fiji.jobdir import HEARTBEAT, JobDir, read_keyvalues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_batch  # noqa: E402
+from imagej_helpers import poisson_stack as _stack, wait_until as _wait_for  # noqa: E402
 
 NO_IMAGEJ = missing_tools()
-
-
-def _stack(path: Path, frames: int = 2, size: int = 32) -> Path:
-    data = np.random.default_rng(0).poisson(40, (frames, size, size)).astype(np.uint16)
-    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
-    return path
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
 
 
 def _status(job: Path) -> dict[str, str]:

@@ -28,26 +28,11 @@ from emdenoise.fiji.session import PREFIX, session_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imagej_helpers import imagej_env, installed_imagej, missing_tools, run_batch  # noqa: E402
+from imagej_helpers import poisson_stack as _stack, wait_until as _wait_for  # noqa: E402
 
 NO_IMAGEJ = missing_tools()
 MODEL = "ede-kernel-tem-5"
 posix_only = pytest.mark.skipif(os.name != "posix", reason="kills processes by pid with POSIX signals")
-
-
-def _stack(path: Path, frames: int = 2, size: int = 32, seed: int = 0) -> Path:
-    data = np.random.default_rng(seed).poisson(40, (frames, size, size)).astype(np.uint16)
-    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TYX"})
-    return path
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
 
 
 def _status(job: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from emdenoise.models.adapt_unet import AdaptUNet
 
 
 class VstUNet(nn.Module):
-    """``counts (N, 1, H, W) -> counts``, H and W multiples of ``2**depth``.
+    """``counts (N, C, H, W) -> counts (N, 1, H, W)``, H and W multiples of ``2**depth``.
 
     Parameters
     ----------
@@ -29,6 +29,10 @@ class VstUNet(nn.Module):
         Channels of the U-Net at full resolution (:class:`AdaptUNet`).
     depth : int
         Its number of poolings (3: ~117 px field of view; 4: ~245 px).
+    in_channels : int
+        1: counts only. 2: counts and a guide in counts computed from the whole frame
+        (:mod:`emdenoise.engine.guides`); both are stabilised alike, the residual is
+        added to the counts.
 
     Examples
     --------
@@ -38,10 +42,10 @@ class VstUNet(nn.Module):
     True
     """
 
-    def __init__(self, width: int = 32, depth: int = 3):
+    def __init__(self, width: int = 32, depth: int = 3, in_channels: int = 1):
         super().__init__()
-        self.unet = AdaptUNet(width, depth)
-        self.width, self.depth = int(width), int(depth)
+        self.unet = AdaptUNet(width, depth, in_channels)
+        self.width, self.depth, self.in_channels = int(width), int(depth), int(in_channels)
         self.multiple_of = self.unet.multiple_of
 
     def forward(self, counts: torch.Tensor) -> torch.Tensor:

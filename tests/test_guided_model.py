@@ -77,6 +77,40 @@ def test_export_serves_the_guided_network_on_the_engines_padding_whatever_the_cu
     np.testing.assert_allclose(whole, expected[top : top + 150, left : left + 170], atol=1e-4)
 
 
+def test_dask_runs_a_guided_model_on_whole_frames_as_the_engine_does(tmp_path):
+    da = pytest.importorskip("dask.array")
+    from emdenoise import dask as emd
+    from emdenoise.cluster.lazy import ChunkingWarning
+    from emdenoise.train.sim_export import export_run
+
+    _train(tmp_path / "plain")
+    _train(tmp_path / "guided", steps=2, init=tmp_path / "plain" / "carry.npz", guide="fourier-wiener", guide_context=48)
+    export_run(tmp_path / "guided" / "carry.npz", "sim-test-guided", tmp_path / "models")
+    stack = np.random.default_rng(2).poisson(2.0, (2, 150, 170)).astype(np.uint16)
+    expected = Engine([tmp_path / "models"], device="cpu").denoise(stack, "sim-test-guided", gain=1.0, offset=0.0)
+    with pytest.warns(ChunkingWarning, match="guide is computed on the whole frame"):
+        lazy = emd.denoise(da.from_array(stack, chunks=(1, 64, 80)), "sim-test-guided", gain=1.0, offset=0.0,
+                           models_dirs=[tmp_path / "models"], device="cpu", tile_size=64)
+    np.testing.assert_allclose(lazy.compute(scheduler="synchronous"), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_adapt_and_bioimageio_export_refuse_a_guided_model_with_a_sentence(tmp_path):
+    from emdenoise.adapt.export import adaptable_weights
+    from emdenoise.errors import UserError
+    from emdenoise.train.sim_export import export_run
+
+    _train(tmp_path / "plain")
+    _train(tmp_path / "guided", steps=1, init=tmp_path / "plain" / "carry.npz", guide="fourier-wiener", guide_context=48)
+    export_run(tmp_path / "guided" / "carry.npz", "sim-test-guided", tmp_path / "models")
+    with pytest.raises(UserError, match="guided model"):
+        adaptable_weights("sim-test-guided", [tmp_path / "models"])
+    pytest.importorskip("bioimageio.spec")
+    from emdenoise.bioimageio._export import export_package
+
+    with pytest.raises(UserError, match="bioimage.io's preprocessing cannot express"):
+        export_package("sim-test-guided", tmp_path / "pkg", engine=Engine([tmp_path / "models"], device="cpu"))
+
+
 def test_an_unknown_guide_is_refused_with_what_to_do():
     with pytest.raises(InvalidInput, match="update emdenoise"):
         guide_frame({"name": "wavelet-magic"}, np.ones((8, 8), np.float32))

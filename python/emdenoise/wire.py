@@ -84,7 +84,7 @@ class FrameAssembler:
 
     def _reset(self) -> None:
         self._header: pb.ArrayHeader | None = None
-        self._parts: list[bytes] = []
+        self._parts: list = []  # bytes, or views of received messages (emdenoise.chunk_codec)
         self._received = 0
         self._expected_chunks = 0
         self._expected_bytes = 0
@@ -150,7 +150,16 @@ class FrameAssembler:
                 f"dtype {header.dtype} need {self._expected_bytes}."
             )
         dtype = np.dtype(header.dtype).newbyteorder("<")
-        frame = np.frombuffer(b"".join(self._parts), dtype=dtype).reshape(tuple(header.shape))
+        if len(self._parts) == 1:  # a view of the message's bytes, no copy
+            frame = np.frombuffer(self._parts[0], dtype=dtype)
+        else:  # one copy of the parts into an array of its own (b"".join of views would copy each twice)
+            data = np.empty(self._expected_bytes, np.uint8)
+            position = 0
+            for part in self._parts:
+                data[position:position + len(part)] = np.frombuffer(part, np.uint8)
+                position += len(part)
+            frame = data.view(dtype)
+        frame = frame.reshape(tuple(header.shape))
         self._reset()
         self.next_frame += 1
         return frame.astype(frame.dtype.newbyteorder("="), copy=False)

@@ -20,9 +20,8 @@ from emdenoise.credential_files import read_token
 from emdenoise.server.auth import TokenInterceptor, check_exposure, server_credentials
 from emdenoise.engine.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, BatchPolicy
 from emdenoise.server.limits import IDLE_SECONDS, MAX_QUEUED, QUEUE_SECONDS, CallLimits, pool_size
-from emdenoise.server.memory import Trimmer, limit_arenas
-from emdenoise.server.service import DenoiserService
-from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+from emdenoise.server.memory import Trimmer, limit_arenas, reuse_freed_memory
+from emdenoise.server.service import DenoiserService, add_to_server
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def create_server(
     if metrics is not None:
         service.on_frame = metrics.frames.inc
     service.training  # noqa: B018 -- jobs a previous server left unfinished are marked failed now
-    pb_grpc.add_DenoiserServicer_to_server(service, server)
+    add_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -133,6 +132,7 @@ def serve(
         (:func:`emdenoise.server.auth.check_exposure`), or a TLS/token file is unusable.
     """
     limit_arenas(1)  # before the server's threads allocate: freed frames go back to the OS (server.memory)
+    reuse_freed_memory()  # within a call, freed frame buffers are reused instead of faulted in again
     from emdenoise.shm.segments import sweep_stale
 
     stale = sweep_stale()  # shared-memory segments of clients killed before a server mapped them

@@ -78,6 +78,8 @@ class SimTrainConfig:
     guide_delta : float
         Background scale of the Fourier Wiener guide (8: the value ``bench hrtem-xdomain``
         tunes for the Wiener row at 0.45 counts/px).
+    guide_scale : float
+        Factor on the stabilised guide channel (:class:`emdenoise.models.vst_unet.VstUNet`).
     guide_context : int
         Side of the simulated image the guide is computed on before the training crop is
         cut from it (256: the largest side at which the HRTEM imager still draws pixel
@@ -102,11 +104,12 @@ class SimTrainConfig:
     workers: int = 0
     guide: str = ""
     guide_delta: float = 8.0
+    guide_scale: float = 8.0
     guide_context: int = 256
 
 
 #: Settings a guided run takes from its own call when it starts from an unguided carry.
-GUIDE_SETTINGS = ("guide", "guide_delta", "guide_context")
+GUIDE_SETTINGS = ("guide", "guide_delta", "guide_scale", "guide_context")
 
 
 def guide_spec(config: SimTrainConfig) -> dict[str, Any] | None:
@@ -120,7 +123,8 @@ def build_model(config_or_dict):
 
     settings = config_or_dict if isinstance(config_or_dict, dict) else asdict(config_or_dict)
     guide = guide_spec(SimTrainConfig(**{k: v for k, v in settings.items() if k in SimTrainConfig.__dataclass_fields__}))
-    model = VstUNet(settings["width"], settings.get("depth", 3), 2 if guide else 1)
+    model = VstUNet(settings["width"], settings.get("depth", 3), 2 if guide else 1,
+                    guide_scale=float(settings.get("guide_scale", 1.0)) if guide else 1.0)
     model.guide = guide
     return model
 

@@ -86,6 +86,7 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
     spec = {"family": "vst-unet", "width": int(config["width"]), "depth": int(config.get("depth", 3))}
     if guide is not None:
         spec["in_channels"] = 2
+        spec["guide_scale"] = float(config.get("guide_scale", 1.0))
     multiple = 2 ** int(config.get("depth", 3))
     return {
         "id": model_id,

@@ -314,7 +314,8 @@ def _batch_source(imager, config: SimTrainConfig, start: int):
 
 
 def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: int | None = None,
-          init: str | Path | None = None, imager_options: dict | None = None, log=print) -> dict[str, Any]:
+          init: str | Path | None = None, imager_options: dict | None = None, seed: int | None = None,
+          log=print) -> dict[str, Any]:
     """Train (or continue) a run in ``out`` for ``hours`` of wall time.
 
     Parameters
@@ -330,6 +331,9 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
         Stop after this many steps of this call, whichever comes first.
     init : path, optional
         A ``carry.npz`` to start from when ``out`` has no ``state.pt`` (a fresh machine).
+    seed : int, optional
+        Batch seed of a branch (default: the run's own): two branches of one carry with
+        different seeds see different images, e.g. for a weight average of both.
 
     Returns
     -------
@@ -359,6 +363,8 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
             config = replace(config, **{k: getattr(given, k) for k in GUIDE_SETTINGS})
             weights = _with_guide_input(weights)
             counters.update(best_error=None, best_step=None, warm_start={"from": str(init), "steps": meta.get("steps")})
+    if seed is not None:
+        config = replace(config, seed=int(seed))
     device = torch.device(config.device)
     model = build_model(config)
     if saved is not None:
@@ -447,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--steps", type=int, help="stop after this many steps of this run (default: by --hours only)")
     parser.add_argument("--init", type=Path, help="carry.npz to continue from on a fresh machine")
+    parser.add_argument("--seed", type=int, help="batch seed of this branch (default: the run's own)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     fields = {f: type(getattr(SimTrainConfig, f)) for f in SimTrainConfig.__dataclass_fields__}
@@ -456,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         if key not in fields:
             parser.error(f"unknown setting {key!r}; known: {', '.join(fields)}")
         changes[key] = fields[key](value)
-    counters = train(args.out, SimTrainConfig(**changes), hours=args.hours, max_steps=args.steps, init=args.init)
+    counters = train(args.out, SimTrainConfig(**changes), hours=args.hours, max_steps=args.steps, init=args.init,
+                     seed=args.seed)
     print(json.dumps({"event": "done", **{k: v for k, v in counters.items() if k != "gaussian"}}))
     return 0
 

@@ -172,9 +172,6 @@ def adaptable_weights(model_id: str, folders: list[Path]) -> tuple[Path, dict]:
         if family == "vst-unet" and not weights.is_file():
             graph = (card.get("graphs") or {}).get("denoise") or {}
             weights = Path(folder) / model_id / str(graph.get("file") or "model.onnx")
-        if card.get("guide"):
-            raise UserError(f"--from {model_id}: it is a guided model (a whole-frame {card['guide'].get('name')} "
-                            "channel), which adapt does not train; continue an unguided sim-vstunet* model instead.")
         if family in ADAPTABLE_FAMILIES and weights.is_file():
             return weights, {"family": family, "width": int(spec.get("width", 24)), "depth": int(spec.get("depth", 3))}
         break

@@ -371,12 +371,6 @@ def export_package(
             f"model {card.id} is a {card.backend} {card.task} model; export-bioimageio takes onnx denoise models "
             "(see 'emdenoise models')."
         )
-    if card.guide is not None:
-        raise UserError(
-            f"model {card.id} takes a second channel computed from the whole frame ({card.guide.get('name')} guide), "
-            "which bioimage.io's preprocessing cannot express; export an unguided model, or run this one with "
-            "emdenoise (CLI, server, Fiji, Dask)."
-        )
     out = Path(output_dir)
     zip_path = Path(zip_path) if zip_path else None
     for target in [out] + ([zip_path] if zip_path else []):

@@ -14,7 +14,6 @@ import numpy as np
 
 from emdenoise.cluster.geometry import AxisPlan, plan_axis
 from emdenoise.cluster.sessions import backend_for, card_at
-from emdenoise.engine.guides import guide_frame
 from emdenoise.engine.normalization import AffineMap
 from emdenoise.errors import InvalidInput
 
@@ -94,12 +93,8 @@ def denoise_chunk(block: np.ndarray, shift: np.ndarray, scale: np.ndarray, *, mo
     for index, frame in enumerate(frames):
         where = _frame_name(first, lead, index)
         mapping = AffineMap(float(shifts[index]), float(scales[index]))
-        finite = _finite(frame, where)
-        extended = finite[np.ix_(plans[0].source, plans[1].source)]
-        guide = None
-        if card.guide is not None:  # whole-frame chunks (lazy._geometry): the guide of the normalised frame
-            guide = guide_frame(card.guide, mapping.forward(finite, where=where))[np.ix_(plans[0].source, plans[1].source)]
-        _run_tiles(extended, mapping, where, plans, backend, model.batch_size, out[index], guide=guide)
+        extended = _finite(frame, where)[np.ix_(plans[0].source, plans[1].source)]
+        _run_tiles(extended, mapping, where, plans, backend, model.batch_size, out[index])
     return out.reshape(lead + out.shape[1:])
 
 
@@ -120,24 +115,21 @@ def _finite(frame: np.ndarray, where: str) -> np.ndarray:
 
 
 def _run_tiles(extended: np.ndarray, mapping: AffineMap, where: str, plans: list[AxisPlan], backend,
-               batch_size: int, out: np.ndarray, *, guide: np.ndarray | None = None) -> None:
+               batch_size: int, out: np.ndarray) -> None:
     """Run every tile window of the extended input into ``out``, keeping each tile's core inside the chunk.
 
     Windows are normalised, and kept cores mapped back, one tile at a time (the same
     float64 arithmetic the engine applies to the whole frame, element by element), so a
-    task holds float64 copies of one window rather than of the whole chunk. ``guide``
-    (extended like the frame, already normalised) is a guided model's second channel.
+    task holds float64 copies of one window rather than of the whole chunk.
     """
     rows, cols = plans
     tiles = [(ty, tx) for ty in rows.tile_starts for tx in cols.tile_starts]
     for begin in range(0, len(tiles), max(batch_size, 1)):
         chunk = tiles[begin : begin + batch_size]
-        batch = np.empty((len(chunk), 1 if guide is None else 2, rows.window, cols.window), np.float32)
+        batch = np.empty((len(chunk), 1, rows.window, cols.window), np.float32)
         for slot, (ty, tx) in enumerate(chunk):
             r0, c0 = ty - rows.halo - rows.origin, tx - cols.halo - cols.origin
             batch[slot, 0] = mapping.forward(extended[r0 : r0 + rows.window, c0 : c0 + cols.window], where=where)
-            if guide is not None:
-                batch[slot, 1] = guide[r0 : r0 + rows.window, c0 : c0 + cols.window]
         for (ty, tx), result in zip(chunk, backend.run(batch)):
             (a, b), (c, d) = _kept(ty, rows), _kept(tx, cols)
             core = result[0, rows.halo + a - ty : rows.halo + b - ty, cols.halo + c - tx : cols.halo + d - tx]

@@ -143,18 +143,14 @@ def _geometry(card: ModelCard, shape: tuple[int, int], tile_size: int | None) ->
     multiple = int(tile.get("multiple_of", 1))
     if card.is_global:
         return int(tile.get("overlap", 0)), multiple, size, True
-    # A guided model's guide is computed on the whole frame (emdenoise.engine.guides), so its chunks
-    # are whole frames too; inside one, it tiles with the receptive-field halo like any local model.
-    return card.receptive_field // 2, multiple, size, card.guide is not None
+    return card.receptive_field // 2, multiple, size, False
 
 
 def _local(x, card: ModelCard, shift, scale, *, device, threads, tile_size, batch_size, max_frame_bytes):
     frame_shape = tuple(int(n) for n in x.shape[-2:])
     halo, multiple, size, whole = _geometry(card, frame_shape, tile_size)
     if whole:
-        why = ("its guide is computed on the whole frame" if card.guide is not None and not card.is_global
-               else "its output depends on the whole frame ('global' card)")
-        x = _whole_frames(x, card, max_frame_bytes, why=why)
+        x = _whole_frames(x, card, max_frame_bytes, why="its output depends on the whole frame ('global' card)")
         depth = 0
     else:
         depth = overlap_depth(halo, multiple)

@@ -64,12 +64,6 @@ class ModelCard:
         return bool(self.raw.get("global", False)) or self.receptive_field is None
 
     @property
-    def guide(self) -> dict[str, Any] | None:
-        """The whole-frame guide a two-channel model takes (:mod:`emdenoise.engine.guides`), or None."""
-        value = self.raw.get("guide")
-        return dict(value) if value else None
-
-    @property
     def normalization(self) -> dict[str, Any]:
         return dict(self.raw.get("normalization") or {"kind": "none"})
 

@@ -20,7 +20,6 @@ from emdenoise.engine.backends import make_backend
 from emdenoise.engine.batching import BatchPolicy, DynamicBatcher, batch_dimension
 from emdenoise.engine.cards import ModelCard
 from emdenoise.engine.devices import providers_for
-from emdenoise.engine.guides import guide_frame
 from emdenoise.engine.normalization import fit_normalization
 from emdenoise.engine.repository import ModelRepository
 from emdenoise.engine.validation import as_frame, as_frames, check_job_options
@@ -215,19 +214,8 @@ class Engine:
             plan = self.tile_plan(frame.shape, card, tile_size=tile_size)
             # normalised straight into the padded frame (no normalised copy to pad afterwards)
             padded = tiling.padded_frame(frame.shape, plan, lambda out: mapping.forward(frame, where=where, out=out))
-            if card.guide:
-                padded = self._with_guide(padded, plan, card)
             result = self._run_tiled(padded, plan, card, cancelled=cancelled)
         return mapping.inverse(result, where=where)
-
-    @staticmethod
-    def _with_guide(padded: np.ndarray, plan: tiling.TilePlan, card: ModelCard) -> np.ndarray:
-        """``(2, H, W)``: the padded normalised frame and its guide (:mod:`emdenoise.engine.guides`),
-        computed on the whole frame before any cut and padded alike."""
-        (top, _), (left, _) = tiling.frame_pads(plan.shape, plan)
-        interior = padded[top : top + plan.shape[0], left : left + plan.shape[1]]
-        guide = tiling.pad_frame(guide_frame(card.guide, interior), plan)
-        return np.stack([padded, guide])
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
         """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`).
@@ -291,7 +279,7 @@ class Engine:
                 if batch_size > 1:
                     batch_size = max(batch_size // 2, 1)
                 elif card.backend != "classical" and max(plan.core) > MIN_TILE:
-                    frame = padded[..., plan.halo : plan.halo + shape[0], plan.halo : plan.halo + shape[1]]
+                    frame = padded[plan.halo : plan.halo + shape[0], plan.halo : plan.halo + shape[1]]
                     plan = self.tile_plan(shape, card, tile_size=max(max(plan.core) // 2, MIN_TILE))
                     padded = tiling.pad_frame(frame, plan)
                 else:
@@ -305,11 +293,10 @@ class Engine:
     def _run_plan(padded: np.ndarray, plan: tiling.TilePlan, backend, batch_size: int,
                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         shape = plan.shape
-        channels_first = padded.ndim == 3  # (C, H, W): a guided model's frame and guide
-        if len(plan.tiles) == 1 and padded.shape[-2:] == plan.window:  # the whole frame in one window: no copies
+        if len(plan.tiles) == 1 and padded.shape == plan.window:  # the whole frame in one window: no copies
             if cancelled is not None and cancelled():
                 raise JobCancelled()
-            batch = padded[None] if channels_first else padded[None, None]
+            batch = padded[None, None]
             results = backend.run(batch, limit=batch_size) if isinstance(backend, DynamicBatcher) else backend.run(batch)
             h = plan.halo
             return results[0, 0, h : h + shape[0], h : h + shape[1]]
@@ -319,8 +306,7 @@ class Engine:
             if cancelled is not None and cancelled():
                 raise JobCancelled()
             chunk = windows[start : start + batch_size]
-            stacked = np.stack([window for _, window in chunk])
-            batch = np.ascontiguousarray(stacked if channels_first else stacked[:, None], dtype=np.float32)
+            batch = np.ascontiguousarray(np.stack([window for _, window in chunk])[:, None], dtype=np.float32)
             if isinstance(backend, DynamicBatcher):  # shared with concurrent calls, within this call's budget
                 results = backend.run(batch, limit=batch_size)
             else:

@@ -159,11 +159,8 @@ def frame_pads(shape: tuple[int, int], plan: TilePlan) -> list[tuple[int, int]]:
 
 
 def pad_frame(frame: np.ndarray, plan: TilePlan) -> np.ndarray:
-    """Reflect-pad ``frame`` by the halo, and on the far sides far enough for the last tiles.
-
-    ``frame`` is ``(H, W)`` or ``(C, H, W)`` (channels padded alike)."""
-    pads = ((0, 0),) * (frame.ndim - 2) + tuple(frame_pads(frame.shape[-2:], plan))
-    return np.pad(frame, pads, mode="reflect" if min(frame.shape[-2:]) > 1 else "edge")
+    """Reflect-pad ``frame`` by the halo, and on the far sides far enough for the last tiles."""
+    return np.pad(frame, frame_pads(frame.shape, plan), mode="reflect" if min(frame.shape) > 1 else "edge")
 
 
 def padded_frame(shape: tuple[int, int], plan: TilePlan, fill: Callable[[np.ndarray], object]) -> np.ndarray:
@@ -195,10 +192,10 @@ def padded_frame(shape: tuple[int, int], plan: TilePlan, fill: Callable[[np.ndar
 
 
 def iter_windows(padded: np.ndarray, plan: TilePlan) -> Iterator[tuple[Tile, np.ndarray]]:
-    """Yield each tile with its model input window cut from the padded frame (``(H, W)`` or ``(C, H, W)``)."""
+    """Yield each tile with its model input window cut from the padded frame."""
     window_h, window_w = plan.window
     for tile in plan.tiles:
-        yield tile, padded[..., tile.y0 : tile.y0 + window_h, tile.x0 : tile.x0 + window_w]
+        yield tile, padded[tile.y0 : tile.y0 + window_h, tile.x0 : tile.x0 + window_w]
 
 
 def place(output: np.ndarray, tile: Tile, result: np.ndarray, plan: TilePlan) -> None:

@@ -47,19 +47,13 @@ def _multiple_of(model) -> int:
     return int(getattr(model, "multiple_of", 1))
 
 
-def _in_channels(model) -> int:
-    """Input channels: 1, or 2 for a guided model (frame and whole-frame guide)."""
-    return int(getattr(model, "in_channels", 1))
-
-
 def export_onnx(model, path: str | Path, *, opset: int = OPSET, fp16: bool = False) -> Path:
     """Export ``model`` (eval mode) to a single ONNX file with dynamic batch, height and width.
 
     Parameters
     ----------
     model : torch.nn.Module
-        ``(N, C, H, W) -> (N, 1, H, W)``; an attribute ``multiple_of`` constrains H and W,
-        ``in_channels`` gives C (default 1).
+        ``(N, 1, H, W) -> (N, 1, H, W)``; an attribute ``multiple_of`` constrains H and W.
     path : path-like
         Destination ``.onnx`` file.
     opset : int
@@ -81,7 +75,7 @@ def export_onnx(model, path: str | Path, *, opset: int = OPSET, fp16: bool = Fal
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     multiple = _multiple_of(model)
-    example = torch.rand(2, _in_channels(model), 4 * max(multiple, 8), 4 * max(multiple, 8))
+    example = torch.rand(2, 1, 4 * max(multiple, 8), 4 * max(multiple, 8))
     batch = Dim("batch", min=1, max=4096)
     if multiple > 1:
         height = multiple * Dim("height_blocks", min=1, max=65536 // multiple)
@@ -208,9 +202,9 @@ def receptive_field(model, *, size: int | None = None, max_size: int = 2048) -> 
             radius, touches = 0, False
             centre = (side // 2) // multiple * multiple
             for phase in range(multiple):
-                x = torch.ones(1, _in_channels(model), side, side, dtype=torch.float64, requires_grad=True)
+                x = torch.ones(1, 1, side, side, dtype=torch.float64, requires_grad=True)
                 probe(x)[0, 0, centre + phase, centre + phase].backward()
-                rows, cols = np.nonzero(np.abs(x.grad[0].numpy()).sum(axis=0))
+                rows, cols = np.nonzero(x.grad[0, 0].numpy())
                 radius = max(radius, int(np.abs(rows - centre - phase).max()), int(np.abs(cols - centre - phase).max()))
                 touches = bool(rows.min() == 0 or cols.min() == 0 or rows.max() == side - 1 or cols.max() == side - 1)
                 if touches:
@@ -228,7 +222,7 @@ def parity(model, onnx_path: str | Path, *, shape: tuple[int, int, int, int] | N
     ----------
     model : torch.nn.Module
     onnx_path : path-like
-    shape : (N, C, H, W), optional
+    shape : (N, 1, H, W), optional
         Default: two frames of 96 x 160 (rounded up to ``multiple_of``), so batch, height
         and width all differ from the export example.
     seed : int
@@ -242,7 +236,7 @@ def parity(model, onnx_path: str | Path, *, shape: tuple[int, int, int, int] | N
 
     multiple = _multiple_of(model)
     if shape is None:
-        shape = (2, _in_channels(model), -(-96 // multiple) * multiple, -(-160 // multiple) * multiple)
+        shape = (2, 1, -(-96 // multiple) * multiple, -(-160 // multiple) * multiple)
     rng = np.random.default_rng(seed)
     x = rng.poisson(rng.uniform(0.2, 1.5, size=shape)).astype(np.float32)
     model = model.eval()

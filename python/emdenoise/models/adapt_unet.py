@@ -35,9 +35,6 @@ class AdaptUNet(nn.Module):
         Channels at full resolution (24 by default: 0.3 M parameters).
     depth : int
         Number of 2x poolings (3 by default; 4 doubles the field of view, for HRTEM).
-    in_channels : int
-        Input channels; the residual is added to the first (the image), the others are
-        guides the network may read (e.g. a whole-frame Fourier estimate).
 
     Examples
     --------
@@ -46,10 +43,9 @@ class AdaptUNet(nn.Module):
     torch.Size([1, 1, 32, 40])
     """
 
-    def __init__(self, width: int = 24, depth: int = 3, in_channels: int = 1):
+    def __init__(self, width: int = 24, depth: int = 3):
         super().__init__()
         w, depth = int(width), int(depth)
-        self.in_channels = int(in_channels)
         if depth < 1:
             raise ValueError(f"depth must be at least 1, not {depth}")
         self.width, self.depth = w, depth
@@ -57,7 +53,7 @@ class AdaptUNet(nn.Module):
         # Channels per scale: w, 2w, 2w, 4w, 4w, ... (seed 003's UNet doubles less often than it pools).
         widths = [w] + [w * 2 ** ((i + 1) // 2) for i in range(1, depth + 1)]
         for i in range(depth + 1):
-            setattr(self, f"enc{i}", _block(self.in_channels if i == 0 else widths[i - 1], widths[i]))
+            setattr(self, f"enc{i}", _block(1 if i == 0 else widths[i - 1], widths[i]))
         for i in range(depth - 1, -1, -1):
             setattr(self, f"dec{i}", _block(widths[i + 1] + widths[i], widths[i]))
         self.out = nn.Conv2d(w, 1, 1)
@@ -74,7 +70,7 @@ class AdaptUNet(nn.Module):
         x = skips[-1]
         for i in range(self.depth - 1, -1, -1):
             x = getattr(self, f"dec{i}")(torch.cat([up(x), skips[i]], 1))
-        return (image if self.in_channels == 1 else image[:, :1]) + self.out(x)
+        return image + self.out(x)
 
 
 class CountsDenoiser(nn.Module):

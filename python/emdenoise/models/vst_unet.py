@@ -21,7 +21,7 @@ from emdenoise.models.adapt_unet import AdaptUNet
 
 
 class VstUNet(nn.Module):
-    """``counts (N, C, H, W) -> counts (N, 1, H, W)``, H and W multiples of ``2**depth``.
+    """``counts (N, 1, H, W) -> counts``, H and W multiples of ``2**depth``.
 
     Parameters
     ----------
@@ -29,16 +29,6 @@ class VstUNet(nn.Module):
         Channels of the U-Net at full resolution (:class:`AdaptUNet`).
     depth : int
         Its number of poolings (3: ~117 px field of view; 4: ~245 px).
-    in_channels : int
-        1: counts only. 2: counts and a guide in counts computed from the whole frame
-        (:mod:`emdenoise.engine.guides`); both are stabilised alike, the residual is
-        added to the counts.
-    guide_scale : float
-        Factor on the stabilised guide. A guide is smooth: its lattice fringes move the
-        stabilised value by ~0.1 where the counts' noise moves it by 1, so at unit scale
-        the zero-initialised guide weights of a warm-started run barely grew (mean |w|
-        0.004 after 400 steps at lr 3e-4, and the guide changed the validation error by
-        0.05 %); the factor raises the guide's effective learning rate.
 
     Examples
     --------
@@ -48,17 +38,14 @@ class VstUNet(nn.Module):
     True
     """
 
-    def __init__(self, width: int = 32, depth: int = 3, in_channels: int = 1, guide_scale: float = 1.0):
+    def __init__(self, width: int = 32, depth: int = 3):
         super().__init__()
-        self.unet = AdaptUNet(width, depth, in_channels)
-        self.width, self.depth, self.in_channels = int(width), int(depth), int(in_channels)
-        self.guide_scale = float(guide_scale)
+        self.unet = AdaptUNet(width, depth)
+        self.width, self.depth = int(width), int(depth)
         self.multiple_of = self.unet.multiple_of
 
     def forward(self, counts: torch.Tensor) -> torch.Tensor:
         stabilised = 2.0 * torch.sqrt(torch.relu(counts + 0.375))
-        if self.in_channels > 1 and self.guide_scale != 1.0:
-            stabilised = torch.cat([stabilised[:, :1], stabilised[:, 1:] * self.guide_scale], 1)
         restored = self.unet(stabilised)
         # sign(a) a^2 / 4: the inverse on a >= 0, continued monotonically below 0 so the loss
         # never rewards pushing a negative (a plain square folds back and destabilised training).

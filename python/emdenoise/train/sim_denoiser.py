@@ -70,20 +70,6 @@ class SimTrainConfig:
     workers : int
         Processes that simulate batches ahead of the training step (0: in the training
         process). Step ``k``'s batch is the same whichever process makes it.
-    guide : str
-        ``""``: the network sees the counts only. A name of :data:`emdenoise.engine.guides.GUIDES`
-        (``fourier-wiener``): a second input channel, that classical estimate computed on
-        the whole image (``guide_context`` px around each training crop, the whole frame
-        at validation and in the engine).
-    guide_delta : float
-        Background scale of the Fourier Wiener guide (8: the value ``bench hrtem-xdomain``
-        tunes for the Wiener row at 0.45 counts/px).
-    guide_scale : float
-        Factor on the stabilised guide channel (:class:`emdenoise.models.vst_unet.VstUNet`).
-    guide_context : int
-        Side of the simulated image the guide is computed on before the training crop is
-        cut from it (256: the largest side at which the HRTEM imager still draws pixel
-        sizes up to 0.2 Å from its 51.2 Å waves).
     """
 
     source: str = "stem"
@@ -102,31 +88,6 @@ class SimTrainConfig:
     threads: int = 1
     device: str = "cpu"
     workers: int = 0
-    guide: str = ""
-    guide_delta: float = 8.0
-    guide_scale: float = 8.0
-    guide_context: int = 256
-
-
-#: Settings a guided run takes from its own call when it starts from an unguided carry.
-GUIDE_SETTINGS = ("guide", "guide_delta", "guide_scale", "guide_context")
-
-
-def guide_spec(config: SimTrainConfig) -> dict[str, Any] | None:
-    """The card's ``guide`` entry of a run (None: no guide)."""
-    return {"name": config.guide, "delta": float(config.guide_delta)} if config.guide else None
-
-
-def build_model(config_or_dict):
-    """The :class:`VstUNet` of a run's settings, with ``model.guide`` set (None: no guide)."""
-    from emdenoise.models.vst_unet import VstUNet
-
-    settings = config_or_dict if isinstance(config_or_dict, dict) else asdict(config_or_dict)
-    guide = guide_spec(SimTrainConfig(**{k: v for k, v in settings.items() if k in SimTrainConfig.__dataclass_fields__}))
-    model = VstUNet(settings["width"], settings.get("depth", 3), 2 if guide else 1,
-                    guide_scale=float(settings.get("guide_scale", 1.0)) if guide else 1.0)
-    model.guide = guide
-    return model
 
 
 #: Seed of the fixed validation images; training batches never use it.
@@ -186,26 +147,16 @@ def gaussian_reference(images, sigmas=None) -> dict[str, Any]:
     return {"sigma": float(tuned.value), "error": float(tuned.score)}
 
 
-def with_guide(model, image: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` input of ``model`` for one frame: the frame, then its guide if the model has one."""
-    from emdenoise.engine.guides import guide_frame
-
-    spec = getattr(model, "guide", None)
-    channels = [np.asarray(image, np.float32)] + ([guide_frame(spec, image)] if spec else [])
-    return np.stack(channels)
-
-
 def restore_whole(model, image: np.ndarray) -> np.ndarray:
     """``model`` on one whole 2-D frame (reflect-padded to its multiple, cropped back), on its device."""
     import torch
 
     h, w = image.shape
     multiple = int(getattr(model, "multiple_of", 1))
-    inputs = with_guide(model, image)
-    padded = np.pad(inputs, ((0, 0), (0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect")
+    padded = np.pad(image, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="reflect")
     device = next(model.parameters()).device
     with torch.no_grad():
-        batch = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None].to(device)
+        batch = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None].to(device)
         return model(batch)[0, 0, :h, :w].cpu().numpy()
 
 
@@ -217,26 +168,14 @@ def evaluate(model, images) -> float:
 def make_batch(imager, config: SimTrainConfig, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(noisy, clean, dose)`` of one step: new images from ``default_rng([seed, step])``."""
     rng = np.random.default_rng([config.seed, step])
-    spec = guide_spec(config)
     cleans, noisies = [], []
     for _ in range(config.batch):
-        if spec is None:
-            clean, noisy, _ = imager.sample(rng, config.crop)
-            cleans.append(clean)
-            noisies.append(noisy[None])
-            continue
-        from emdenoise.engine.guides import guide_frame
-
-        size = max(config.crop, config.guide_context)
-        clean, noisy, _ = imager.sample(rng, size)
-        guide = guide_frame(spec, noisy)
-        r0, c0 = (int(v) for v in rng.integers(0, size - config.crop + 1, size=2))
-        window = (slice(r0, r0 + config.crop), slice(c0, c0 + config.crop))
-        cleans.append(clean[window])
-        noisies.append(np.stack([noisy[window], guide[window]]))
+        clean, noisy, _ = imager.sample(rng, config.crop)
+        cleans.append(clean)
+        noisies.append(noisy)
     clean = np.stack(cleans)[:, None]
     dose = np.maximum(clean.mean(axis=(1, 2, 3)), 1e-3).astype(np.float32)
-    return np.stack(noisies), clean, dose
+    return np.stack(noisies)[:, None], clean, dose
 
 
 def _carry(model, ema_model, config: SimTrainConfig, counters: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -257,19 +196,12 @@ def model_from_carry(path: str | Path):
     """``(VstUNet with the carried averaged weights, in eval mode, meta)`` of a ``carry.npz``."""
     import torch
 
+    from emdenoise.models.vst_unet import VstUNet
+
     meta, weights = read_carry(path)
-    model = build_model(meta["config"])
+    model = VstUNet(meta["config"]["width"], meta["config"].get("depth", 3))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     return model.eval(), meta
-
-
-def _with_guide_input(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Unguided weights with a zero second input channel added to the first convolution."""
-    key = "unet.enc0.0.weight"
-    first = weights[key]
-    grown = dict(weights)
-    grown[key] = np.concatenate([first, np.zeros_like(first)], axis=1)
-    return grown
 
 
 #: Settings a continued run takes from the new call; the rest come from the saved run.
@@ -342,6 +274,8 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
     """
     import torch
 
+    from emdenoise.models.vst_unet import VstUNet
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(config.threads))
@@ -354,19 +288,12 @@ def train(out: str | Path, config: SimTrainConfig, *, hours: float, max_steps: i
         counters.update(saved["counters"])
     elif init is not None:
         meta, weights = read_carry(init)
-        given = config
         config = _continued(meta["config"], config)
         counters.update({k: meta[k] for k in counters if k in meta})
-        if given.guide and not meta["config"].get("guide"):
-            # An unguided network grows a guide input whose weights start at zero: the same
-            # function at step 0, so the guided run starts from the carried curve.
-            config = replace(config, **{k: getattr(given, k) for k in GUIDE_SETTINGS})
-            weights = _with_guide_input(weights)
-            counters.update(best_error=None, best_step=None, warm_start={"from": str(init), "steps": meta.get("steps")})
     if seed is not None:
         config = replace(config, seed=int(seed))
     device = torch.device(config.device)
-    model = build_model(config)
+    model = VstUNet(config.width, config.depth)
     if saved is not None:
         model.load_state_dict(saved["model"])
     elif init is not None:

@@ -68,38 +68,23 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
     """The card of a sim-trained model (ARCHITECTURE.md, "A model")."""
     from emdenoise import __version__
 
-    from emdenoise.train.sim_denoiser import SimTrainConfig, guide_spec
-
     config = meta["config"]
     modality, dose_range, training_data, validation = _training_data(config, bank_waves)
-    guide = guide_spec(SimTrainConfig(**{k: v for k, v in config.items() if k in SimTrainConfig.__dataclass_fields__}))
-    guided = {} if guide is None else {
-        "guide": guide,
-        "guide_note": "second input channel: the Fourier-space Wiener filter (Kilaas 1998) of the whole normalised "
-                      "frame, computed by the engine before tiling (emdenoise.engine.guides); the network learns where "
-                      "to trust it",
-    }
-    description = ("Anscombe transform, residual U-Net ({depth} poolings, widths w/2w/2w/4w/4w..., leaky ReLU, no "
-                   "normalisation layers), algebraic inverse (emdenoise.models.vst_unet)").format(depth=config.get("depth", 3))
-    if guide is not None:
-        description += "; input channels: counts and the whole-frame Fourier Wiener estimate (both stabilised)"
-    spec = {"family": "vst-unet", "width": int(config["width"]), "depth": int(config.get("depth", 3))}
-    if guide is not None:
-        spec["in_channels"] = 2
-        spec["guide_scale"] = float(config.get("guide_scale", 1.0))
     multiple = 2 ** int(config.get("depth", 3))
     return {
         "id": model_id,
         "name": f"Sim-trained {modality.upper()} denoiser (VST U-Net, width {config['width']}, "
-                f"{config.get('depth', 3)} poolings{', Fourier Wiener guide' if guide else ''})",
+                f"{config.get('depth', 3)} poolings)",
         "version": "1",
         "task": "denoise",
         "backend": "onnx",
         "modality": modality,
         "default": False,
         "architecture": {
-            "description": description,
-            "spec": spec,
+            "description": "Anscombe transform, residual U-Net ({depth} poolings, widths w/2w/2w/4w/4w..., leaky ReLU, "
+                           "no normalisation layers), algebraic inverse (emdenoise.models.vst_unet)".format(
+                               depth=config.get("depth", 3)),
+            "spec": {"family": "vst-unet", "width": int(config["width"]), "depth": int(config.get("depth", 3))},
             "parameters": int(parameters),
             "source": "issue 17; U-Net after seed 003 appendix C.1 at reduced depth; VST as seed 003 sec. 5",
         },
@@ -110,7 +95,6 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
             "note": "input is noise-equivalent counts (variance = mean): the engine applies (raw - offset) / gain with "
                     "the user's, the file's or the estimated calibration; the graph stabilises the variance itself",
         },
-        **guided,
         "receptive_field": int(receptive_field),
         "global": False,
         # The halo is rounded up to the pooling multiple so the pooling grid of every tile falls where it
@@ -126,7 +110,6 @@ def build_card(model_id: str, meta: dict[str, Any], *, sha256: str, receptive_fi
             "steps": int(meta["steps"]),
             "cpu_hours": round(float(meta["cpu_seconds"]) / 3600, 3),
             "best_validation_error": meta.get("best_error"),
-            **({"warm_start": meta["warm_start"]} if meta.get("warm_start") else {}),
             "validation_gaussian": meta.get("gaussian"),
             "history_step_cpuh_valerror": history,
             "torch_version": torch_version,

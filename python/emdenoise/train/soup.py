@@ -24,7 +24,7 @@ from emdenoise.errors import UserError
 from emdenoise.train.sim_denoiser import read_carry
 
 #: Settings that must agree for weights to be averaged.
-ARCHITECTURE = ("source", "width", "depth", "guide", "guide_scale")
+ARCHITECTURE = ("source", "width", "depth")
 
 
 def average_carries(paths: list[str | Path], out_dir: str | Path, *, parent: str | Path | None = None,
@@ -103,14 +103,15 @@ def _validate(config: dict[str, Any], weight_sets: list[dict[str, np.ndarray]]) 
     """Validation error of each weight set, on the run's own validation images."""
     import torch
 
-    from emdenoise.train.sim_denoiser import SimTrainConfig, build_model, evaluate, make_imager, scored_images
+    from emdenoise.models.vst_unet import VstUNet
+    from emdenoise.train.sim_denoiser import SimTrainConfig, evaluate, make_imager, scored_images
 
     settings = SimTrainConfig(**{k: v for k, v in config.items() if k in SimTrainConfig.__dataclass_fields__})
     imager = make_imager(settings.source) if settings.validation == "sim" else None
     images = scored_images(settings, imager)
     errors = []
     for weights in weight_sets:
-        model = build_model(config)
+        model = VstUNet(settings.width, settings.depth)
         model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()})
         errors.append(evaluate(model.eval(), images))
     return errors

@@ -6,6 +6,10 @@ through gRPC messages; a segment of another user, a missing segment, a wrong key
 slot outside the segment are refused with a sentence; and no segment is left in
 /dev/shm after a normal run, after the client is killed with SIGKILL in the middle of a
 stream, after the server is, or when a client dies before any server mapped its segment.
+A client keeps its segment between calls and the server its mapping: the second call maps
+nothing, a client killed between calls has its segment freed, a restarted server does not
+trust a kept segment, two clients never share one, and results lent out of a slot (no copy)
+are never overwritten.
 """
 
 from __future__ import annotations
@@ -414,4 +418,206 @@ def test_a_server_from_before_the_fast_path_gets_messages_from_a_new_client(tmp_
         old.kill()
         old.wait()
         old.stdout.close()
+    assert segments_of(os.getpid()) == []
+
+
+# -- a client's segment kept between its calls -------------------------------------------------------
+def segment_names(lines: list[str]) -> set[str]:
+    """Segment names in lines of /proc/PID/maps."""
+    return {line.split("/dev/shm/")[1].split()[0] for line in lines}
+
+
+def is_lent(array: np.ndarray) -> bool:
+    """True for a result lent out of a slot (no copy)."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    return type(array).__name__ == "_Lent"
+
+
+def test_a_second_call_reuses_the_segment_and_the_servers_mapping_and_close_releases_both():
+    stack = frames((128, 96), 6, seed=21)
+    with ServerProcess() as server:
+        by_messages, _ = denoised(server.address, stack, "off")
+        with RemoteClient(server.address, shared_memory="on") as client:
+            first = list(client.denoise(stack, MODEL, frame_count=len(stack)))
+            mapped = segment_names(mapped_segments(server.pid))
+            assert len(mapped) == 1 and client._rings.idle == 1  # the server and the client both kept it
+            second = list(client.denoise(stack[:2], MODEL))  # fewer frames, no count: the same ring serves
+            assert client.last_transport == "shared memory"
+            assert segment_names(mapped_segments(server.pid)) == mapped  # not mapped again
+            assert mapped <= segment_names(mapped_segments(os.getpid()))  # (this process's other tests' may linger)
+        assert all(np.array_equal(a, b) for a, b in zip(by_messages, first)) and len(first) == 6
+        assert all(np.array_equal(a, b) for a, b in zip(by_messages[:2], second))
+        # the first results were lent (the slot itself, no copy), those after them copied: a caller keeping
+        # every result holds at most LENDABLE slots, and the lent ones keep the memory mapped here
+        assert [is_lent(out) for out in first] == [True, True, False, False, False, False]
+        assert mapped <= segment_names(mapped_segments(os.getpid()))
+        del first, second
+        assert not mapped & segment_names(mapped_segments(os.getpid()))
+        wait_until(lambda: mapped_segments(server.pid) == [], "the server letting go of the released segment")
+    assert segments_of(os.getpid()) == []
+
+
+KEEPING_CLIENT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from emdenoise.client import RemoteClient
+
+    stack = [np.random.default_rng(0).poisson(20, (128, 128)).astype(np.uint16) for _ in range(3)]
+    client = RemoteClient(sys.argv[1], shared_memory="on")
+    for _ in range(2):
+        list(client.denoise(stack, "ede-kernel-stem-5"))
+    print("kept", client.last_transport, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_the_kept_segment_of_a_client_killed_between_calls_is_freed_by_the_server():
+    with ServerProcess() as server:
+        child = subprocess.Popen([sys.executable, "-c", KEEPING_CLIENT, server.address], stdout=subprocess.PIPE,
+                                 text=True)
+        try:
+            assert child.stdout.readline().strip() == "kept shared memory"
+            kept = segment_names(mapped_segments(server.pid))
+            assert len(kept) == 1 and segments_of(child.pid) == []  # mapped on both sides, no name left
+            assert segment_names(mapped_segments(child.pid)) == kept
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        wait_until(lambda: mapped_segments(server.pid) == [], "the server letting go of the dead client's segment")
+        assert server.alive
+    assert segments_of(child.pid) == []
+
+
+def test_a_restarted_server_does_not_trust_a_kept_segment_and_the_client_makes_a_new_one():
+    stack = frames((96, 96), 3, seed=22)
+    server = ServerProcess()
+    port = server.address.rsplit(":", 1)[1]
+    try:
+        with RemoteClient(server.address, shared_memory="on") as client:
+            first = list(client.denoise(stack, MODEL))
+            old = client._rings._idle[0].segment
+            old_name, old_key, old_size = old.name, old.key, old.size
+            server.process.kill()
+            server.stop()
+            server = ServerProcess("--port", port)
+            # the old segment is named to the new server with its key: it has no such segment
+            responses, _ = raw_call(server.address, pb.DenoiseOptions(model_id=MODEL, shared_memory=pb.SharedMemory(
+                segment=old_name, key=old_key, size=old_size, reuse=True)))
+            assert not responses[0].started.shared_memory
+            assert "there is no shared-memory segment" in responses[0].started.shared_memory_refused
+            again = list(client.denoise(stack, MODEL))  # the client offers it, is refused, and retries with a new ring
+            assert client.last_transport == "shared memory"
+            new = segment_names(mapped_segments(server.pid))
+            assert len(new) == 1 and old_name not in new
+        assert all(np.array_equal(a, b) for a, b in zip(first, again)) and len(again) == 3
+    finally:
+        server.process.kill()
+        server.stop()
+    assert segments_of(os.getpid()) == []
+
+
+def test_two_clients_never_share_a_segment_and_one_in_use_is_refused_to_another_call():
+    stack = frames((64, 64), 3, seed=23)
+    gate = threading.Event()
+
+    def held():  # keeps client a's call, and its segment, in use until the gate opens
+        yield stack[0]
+        gate.wait(60)
+        yield from stack[1:]
+
+    with ServerProcess() as server, RemoteClient(server.address, shared_memory="on") as a, \
+            RemoteClient(server.address, shared_memory="on") as b:
+        list(a.denoise(stack, MODEL))
+        list(b.denoise(stack, MODEL))
+        ring_a, ring_b = a._rings._idle[0], b._rings._idle[0]
+        assert ring_a.segment.name != ring_b.segment.name
+        assert len(segment_names(mapped_segments(server.pid))) == 2
+        job = a.denoise(held(), MODEL, frame_count=3)
+        results = []
+        worker = threading.Thread(target=lambda: results.extend(job))
+        worker.start()
+        try:
+            wait_until(lambda: a._rings.idle == 0 and len(results) == 1, "client a's call to hold its segment")
+            offer = pb.SharedMemory(segment=ring_a.segment.name, key=ring_a.segment.key, size=ring_a.segment.size,
+                                    reuse=True)
+            responses, _ = raw_call(server.address, pb.DenoiseOptions(model_id=MODEL, shared_memory=offer))
+            assert not responses[0].started.shared_memory
+            assert responses[0].started.shared_memory_refused == (
+                f"shared-memory segment {ring_a.segment.name} is in use by another call; "
+                "a segment serves one call at a time.")
+            offer.key = b"x" * segments.KEY_BYTES  # and while idle, b's kept segment needs b's key
+            offer.segment, offer.size = ring_b.segment.name, ring_b.segment.size
+            responses, _ = raw_call(server.address, pb.DenoiseOptions(model_id=MODEL, shared_memory=offer))
+            assert "does not carry the key of this call" in responses[0].started.shared_memory_refused
+        finally:
+            gate.set()
+            worker.join(60)
+        by_messages, _ = denoised(server.address, stack, "off")
+        assert len(results) == 3 and all(np.array_equal(x, y) for x, y in zip(by_messages, results))
+        assert a._rings._idle[0] is ring_a  # refusals did not disturb either client
+        assert len(segment_names(mapped_segments(server.pid))) == 2
+    assert segments_of(os.getpid()) == []
+
+
+def test_a_segment_offered_without_reuse_is_unmapped_after_the_call_as_before():
+    # what a client from before the kept segments sends: the server maps the segment for that call only
+    frame = frames((64, 64), 1, seed=24)[0]
+    ring = SharedRing.for_frame(frame, 1)
+    with ServerProcess() as server:
+        try:
+            message = ring.put(frame, 0)
+            responses, error = raw_call(server.address, pb.DenoiseOptions(model_id=MODEL, frame_count=1,
+                                                                          shared_memory=ring.offer()),
+                                        pb.DenoiseRequest(shared=message))
+            assert error is None and responses[0].started.shared_memory
+            assert not responses[0].started.shared_memory_kept
+            assert ring.take(responses[1].shared).shape == (64, 64)
+            wait_until(lambda: mapped_segments(server.pid) == [], "the server unmapping the segment")
+        finally:
+            ring.close()
+    assert segments_of(os.getpid()) == []
+
+
+def test_a_ring_is_kept_only_after_a_clean_call_to_a_server_that_kept_it():
+    from emdenoise.shm.pool import RingPool
+
+    pool = RingPool()
+    frame = np.zeros((8, 8), np.uint16)
+    for info, clean, kept in ((pb.JobInfo(shared_memory=True), True, 0),  # a server from before kept segments
+                              (pb.JobInfo(shared_memory=True, shared_memory_kept=True), False, 0),  # call failed
+                              (pb.JobInfo(shared_memory=True, shared_memory_kept=True), True, 1)):
+        attempt = SharedCall(pool=pool)
+        assert attempt.offer(frame).reuse
+        attempt.answer(info)
+        attempt.close(clean=clean)
+        assert pool.idle == kept
+    reused = SharedCall(pool=pool)
+    reused.offer(frame)
+    assert reused.reused and pool.idle == 0
+    assert reused.stale(pb.DenoiseResponse(started=pb.JobInfo()))  # a server that no longer maps it
+    reused.close()
+    pool.close()
+    assert segments_of(os.getpid()) == []
+
+
+def test_a_caller_that_drops_each_result_gets_every_one_lent_and_lent_results_are_never_overwritten(address):
+    stack = frames((64, 80), 12, seed=25)
+    by_messages, _ = denoised(address, stack, "off")
+    with RemoteClient(address, shared_memory="on") as client:
+        list(client.denoise(stack[:1], MODEL))  # the ring this client keeps
+        lent = []
+        for index, out in enumerate(client.denoise(stack, MODEL, frame_count=len(stack))):
+            lent.append(is_lent(out))
+            assert np.array_equal(out, by_messages[index])
+            if index == 3:
+                kept = out[10:20]  # a view keeps its slot lent until the end; the frames after go elsewhere
+        # lent while the caller holds fewer than LENDABLE (the previous result, until the next one is
+        # taken); once a view holds one slot, about every other result is a copy
+        assert all(lent[:5]) and any(lent[5:]) and not all(lent[5:]) and client.last_transport == "shared memory"
+        assert np.array_equal(kept, by_messages[3][10:20]) and is_lent(kept)
     assert segments_of(os.getpid()) == []

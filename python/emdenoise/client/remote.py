@@ -17,6 +17,7 @@ from emdenoise.client.retry import Replay, RetryPolicy, retryable
 from emdenoise.client.shared_call import SharedCall, resolve_mode
 from emdenoise.client.security import CALL_TIMEOUT, STREAM_TIMEOUT, open_channel, resolve
 from emdenoise.errors import InvalidInput, UserError
+from emdenoise.shm.pool import RingPool
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
 from emdenoise.wire import FrameAssembler
@@ -70,6 +71,7 @@ class RemoteClient:
                  shared_memory: bool | str | None = None):
         self.address = address
         self.shared_memory = resolve_mode(shared_memory, address)  # "on" | "auto" | "off"
+        self._rings = RingPool() if self.shared_memory != "off" else None  # kept between calls (emdenoise.shm.pool)
         self.last_transport = ""  # how the last Denoise call's frames travelled: "shared memory" | "messages"
         self.retry = retry or RetryPolicy()
         self.connect_timeout = connect_timeout
@@ -82,6 +84,9 @@ class RemoteClient:
                                                         response_deserializer=chunk_codec.parse_response)
 
     def close(self) -> None:
+        """Close the channel and release the shared-memory rings kept between calls."""
+        if self._rings is not None:
+            self._rings.close()
         self.channel.close()
 
     def __enter__(self):
@@ -140,7 +145,7 @@ class RemoteClient:
         replay = Replay(frames)  # frames sent before the server took the call are sent again on a retry
 
         def requests(shared: SharedCall | None) -> Iterator[pb.DenoiseRequest]:
-            frames = iter(replay.attempt())
+            frames, early = iter(replay.attempt()), None
             if shared is None:
                 yield pb.DenoiseRequest(options=options)
             else:  # the segment is sized for the first frame and offered with the options
@@ -151,11 +156,14 @@ class RemoteClient:
                 if offer is not None:
                     offered.shared_memory.CopyFrom(offer)
                 yield pb.DenoiseRequest(options=offered)
+                early = shared.early(np.asarray(first), 0) if offer is not None else None
+                if early is not None:  # a ring the server kept: frame 0 goes without waiting for JobInfo
+                    yield early
                 if offer is not None and not shared.wait_answer() and (shared.strict or shared.stopped):
                     return
-                if first is not None:
+                if first is not None and early is None:
                     frames = chain([first], frames)
-            for index, frame in enumerate(frames):
+            for index, frame in enumerate(frames, start=0 if shared is None or early is None else 1):
                 frame = np.asarray(frame)
                 message = shared.request(frame, index) if shared is not None else None
                 if message is not None:
@@ -169,7 +177,8 @@ class RemoteClient:
         cancelled = threading.Event()
 
         def start():
-            shared = None if self.shared_memory == "off" else SharedCall(strict=self.shared_memory == "on")
+            shared = None if self.shared_memory == "off" else SharedCall(strict=self.shared_memory == "on",
+                                                                          pool=self._rings)
             call = self._denoise_call(requests(shared))
             if shared is not None:
                 shared.call = call
@@ -204,13 +213,21 @@ class RemoteClient:
                     raise UserError("the job was cancelled.") from None
                 retries += 1
                 continue
+            if shared is not None and first is not None and shared.stale(first):
+                # a kept ring the server no longer maps (it restarted): again at once with a new ring;
+                # no frame went yet (they wait for the answer), and the dropped ring is not reused
+                shared.close()
+                call.cancel()
+                continue
             replay.commit()  # the server took the call: what it answers from now on is final
             break
+        clean = False
         try:
             yield from self._results(call if first is None else chain([first], call), shared)
-        finally:  # ended, failed or abandoned: no segment outlives the call, nor the call its job
+            clean = True
+        finally:  # ended, failed or abandoned: no segment outlives the call (a kept ring waits in the pool)
             if shared is not None:
-                shared.close()
+                shared.close(clean=clean)
             call.cancel()
 
     def likelihood(

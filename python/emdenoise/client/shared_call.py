@@ -10,10 +10,12 @@
 - ``on``: the same, but a server that cannot use the segment is an error;
 - ``off``: always gRPC messages (what remote servers get anyway).
 
-A :class:`SharedCall` lives for one attempt of one Denoise call: it makes the ring from
-the first frame, offers it in ``DenoiseOptions``, learns from the server's ``JobInfo``
-whether it was taken, and turns frames into ``SharedFrame`` requests and the server's
-``SharedFrame`` answers back into arrays.
+A :class:`SharedCall` lives for one attempt of one Denoise call: it takes a ring from
+the client's pool (:mod:`emdenoise.shm.pool`) or makes one from the first frame, offers
+it in ``DenoiseOptions``, learns from the server's ``JobInfo`` whether it was taken (and
+kept for later calls), and turns frames into ``SharedFrame`` requests and the server's
+``SharedFrame`` answers back into arrays. A call that ended cleanly puts its ring back
+into the pool when the server kept its mapping; any other end releases it.
 """
 
 from __future__ import annotations
@@ -89,11 +91,17 @@ class SharedCall:
     strict : bool
         True (mode ``on``): a segment the server does not take is an error, raised by
         :meth:`answer`; False: the call goes on as gRPC messages.
+    pool : emdenoise.shm.pool.RingPool, optional
+        The client's kept rings: the ring comes from there and goes back after a clean
+        end. None: a ring for this attempt only.
     """
 
-    def __init__(self, *, strict: bool = False):
+    def __init__(self, *, strict: bool = False, pool=None):
         self.strict = strict
+        self.pool = pool
         self.ring = None
+        self.reused = False  # the ring served an earlier call (the server should still map it)
+        self.kept = False  # the server keeps its mapping after this call
         self.accepted = False
         self.refused = ""
         self.call = None  # the gRPC call, once started: a call that ended stops the waits
@@ -110,11 +118,21 @@ class SharedCall:
             if self._closed.is_set():
                 return None
             try:
-                self.ring = SharedRing.for_frame(np.asarray(first_frame), frame_count)
+                if self.pool is None:
+                    self.ring = SharedRing.for_frame(np.asarray(first_frame), frame_count)
+                else:
+                    self.ring, self.reused = self.pool.take(np.asarray(first_frame), frame_count)
             except OSError as error:
                 self.refused = f"this client could not create a shared-memory segment ({error.strerror or error})"
                 return None
-            return self.ring.offer()
+            return self.ring.offer(reuse=self.pool is not None)
+
+    def stale(self, response) -> bool:
+        """True when ``response`` (the call's first) refuses a ring from the pool: a server that
+        restarted, or that let go of it, no longer maps it. The attempt is then made again
+        with a new ring (:meth:`close` drops this one)."""
+        return (self.reused and response.WhichOneof("item") == "started"
+                and not response.started.shared_memory)
 
     def answer(self, info) -> None:
         """Take the server's ``JobInfo``: was the segment mapped?
@@ -125,11 +143,12 @@ class SharedCall:
             In strict mode, when it was not; the sentence says why.
         """
         self.accepted = bool(info.shared_memory) and self.ring is not None
+        self.kept = self.accepted and bool(info.shared_memory_kept)
         if not self.accepted:
             self.refused = (self.refused or info.shared_memory_refused.rstrip(".")
                             or "the server does not offer shared memory (an older emdenoise)")
             if self.ring is not None:
-                self.ring.close()
+                self.ring.close(released=self.reused)
         elif self.ring is not None:
             self.ring.segment.unlink()  # the server removed the name already; this is the belt to its braces
         self._answered.set()
@@ -163,6 +182,17 @@ class SharedCall:
         message = self.ring.put(frame, index, still_on=self._on)
         return None if message is None else pb.DenoiseRequest(shared=message)
 
+    def early(self, frame: np.ndarray, index: int):
+        """A ``DenoiseRequest`` naming frame ``index`` in a ring from the pool, to send before the
+        server's answer (it kept the ring after this client's previous call; should it not have it
+        any more, the attempt is made again, :meth:`stale`), or None: wait for the answer."""
+        from emdenoise.v1 import denoiser_pb2 as pb
+
+        if not self.reused or self.ring is None or not self.ring.fits(frame):
+            return None
+        message = self.ring.put(frame, index, still_on=self._on, patience=0.0)
+        return None if message is None else pb.DenoiseRequest(shared=message)
+
     def result(self, message) -> np.ndarray:
         """The array a ``SharedFrame`` response names (a copy; its slot is free again)."""
         if self.ring is None or not self.accepted:
@@ -175,12 +205,22 @@ class SharedCall:
         if self.ring is not None and self.accepted:
             self.ring.release(index)
 
-    def close(self) -> None:
-        """End the attempt: remove the segment's name and release it; safe to repeat."""
+    def close(self, *, clean: bool = False) -> None:
+        """End the attempt; safe to repeat.
+
+        ``clean`` (every result arrived and the call ended without error): a ring the
+        server kept goes back to the pool. Otherwise the segment's name is removed and the
+        ring released (a server that kept it is told to let go too).
+        """
         with self._lock:
+            ring = None if self._closed.is_set() else self.ring  # the first close decides
             self._closed.set()
-            if self.ring is not None:
-                self.ring.close()
+        if ring is None:
+            return
+        if clean and self.kept and self.pool is not None:
+            self.pool.put_back(ring)
+        else:
+            ring.close(released=self.kept or self.reused)
 
 
 __all__ = ["ENV", "MODES", "SharedCall", "is_loopback", "parse_mode", "resolve_mode"]

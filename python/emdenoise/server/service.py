@@ -22,6 +22,7 @@ from emdenoise.engine.validation import check_job_options
 from emdenoise.errors import InvalidInput
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.v1 import denoiser_pb2_grpc as pb_grpc
+from emdenoise.server.segment_cache import SegmentCache
 from emdenoise.server.shared_frames import SharedFrames
 from emdenoise.server.streams import ClientGone, guarded, incoming_frames, pipelined
 from emdenoise.wire import MAX_FRAME_BYTES
@@ -106,6 +107,7 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         self._training = None
         self._training_lock = threading.Lock()
         self.on_frame = None  # called once per frame denoised (metrics)
+        self.segments = SegmentCache()  # clients' shared-memory segments kept between their calls
 
     @property
     def training(self):
@@ -186,15 +188,19 @@ class DenoiserService(pb_grpc.DenoiserServicer):
         calibration = {"gain": checked["gain"], "offset": checked["offset"]}
         shared, refused = None, ""
         if options.HasField("shared_memory"):  # a client on this host offered a segment (issue 20, item 3)
-            shared, refused = SharedFrames.accept(options.shared_memory, max_frame_bytes=self.max_frame_bytes)
+            shared, refused = SharedFrames.accept(options.shared_memory, max_frame_bytes=self.max_frame_bytes,
+                                                  cache=self.segments)
         started = job_info(card, self.engine.device)
         started.shared_memory, started.shared_memory_refused = shared is not None, refused
+        started.shared_memory_kept = shared is not None and shared.kept
+        clean = False
         try:
             yield pb.DenoiseResponse(started=started)
             yield from self._denoise_frames(request_iterator, context, options, card, checked, calibration, shared)
+            clean = True  # every result was produced (the compute thread ended): nothing writes to the slots
         finally:
             if shared is not None:
-                shared.close()
+                shared.close(clean=clean)
 
     def _denoise_frames(self, request_iterator, context, options, card, checked, calibration, shared):
         def denoised(stop):  # runs ahead in its own thread: frame n+1 is computed while frame n is sent

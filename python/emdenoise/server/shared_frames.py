@@ -5,7 +5,8 @@ A client on this host offers a segment it created (``DenoiseOptions.shared_memor
 owner, mode and key, and removes its name; the call's ``JobInfo`` then says whether the
 segment was taken, or why not (the client falls back to chunks). Each ``SharedFrame``
 request names a slot: the frame is read in place, and its float32 result is written
-into the same slot when it fits (else it goes back as chunks).
+into the same slot when it fits (else it goes back as chunks). A segment offered for
+reuse is kept mapped after a clean call (:mod:`emdenoise.server.segment_cache`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import threading
 import numpy as np
 
 from emdenoise.errors import InvalidInput
-from emdenoise.shm.ring import RESULT_ITEMSIZE, SLOTS
-from emdenoise.shm.segments import HEADER_BYTES, SegmentRefused, available, open_private
+from emdenoise.shm.ring import LENDABLE, RESULT_ITEMSIZE, SLOTS
+from emdenoise.server.segment_cache import SegmentCache
+from emdenoise.shm.segments import HEADER_BYTES, SegmentRefused, available
 from emdenoise.v1 import denoiser_pb2 as pb
 from emdenoise.wire import MAX_FRAME_BYTES, check_frame_bytes, check_header
 
 
 def max_segment_bytes(max_frame_bytes: int) -> int:
-    """Largest segment the server maps: the client's ring of :data:`~emdenoise.shm.ring.SLOTS` slots, each
-    holding a frame of the per-frame limit and its float32 result (4 bytes a pixel, uint8 frames included)."""
-    return HEADER_BYTES + SLOTS * max(int(max_frame_bytes), 1) * RESULT_ITEMSIZE
+    """Largest segment the server maps: the client's ring of :data:`~emdenoise.shm.ring.SLOTS` slots (and
+    :data:`~emdenoise.shm.ring.LENDABLE` for lent results), each holding a frame of the per-frame limit and
+    its float32 result (4 bytes a pixel, uint8 frames included)."""
+    return HEADER_BYTES + (SLOTS + LENDABLE) * max(int(max_frame_bytes), 1) * RESULT_ITEMSIZE
 
 
 class SharedFrames:
@@ -36,30 +39,39 @@ class SharedFrames:
         The mapped segment (its name already removed).
     max_frame_bytes : int
         Largest frame a request may announce.
+    cache : SegmentCache, optional
+        Where the segment came from, and goes back to at :meth:`close`.
+    kept : bool
+        The cache keeps the mapping after a clean end of the call.
     """
 
-    def __init__(self, segment, *, max_frame_bytes: int = MAX_FRAME_BYTES):
+    def __init__(self, segment, *, max_frame_bytes: int = MAX_FRAME_BYTES, cache: SegmentCache | None = None,
+                 kept: bool = False):
         self.segment = segment
         self.max_frame_bytes = max_frame_bytes
+        self.cache = cache
+        self.kept = kept and cache is not None
         self._slots: dict[int, tuple[int, int]] = {}  # frame index -> (offset, capacity)
         self._lock = threading.Lock()
 
     @classmethod
-    def accept(cls, offer: pb.SharedMemory, *, max_frame_bytes: int = MAX_FRAME_BYTES
-               ) -> tuple["SharedFrames | None", str]:
-        """Map the offered segment; ``(frames, "")``, or ``(None, why not)`` in one sentence.
+    def accept(cls, offer: pb.SharedMemory, *, max_frame_bytes: int = MAX_FRAME_BYTES,
+               cache: SegmentCache | None = None) -> tuple["SharedFrames | None", str]:
+        """Map the offered segment (or take it from ``cache``, where a clean earlier call of the same
+        client left it); ``(frames, "")``, or ``(None, why not)`` in one sentence.
 
         Never raises: a segment that cannot be used leaves the call on the gRPC byte path.
         """
         if not available():
             return None, "the server's host has no usable /dev/shm; frames travel as gRPC messages."
+        cache = SegmentCache(max_segments=0) if cache is None else cache  # keeps nothing
         try:
-            segment = open_private(offer.segment, offer.key, size=offer.size, max_size=max_segment_bytes(max_frame_bytes))
+            segment, kept = cache.lease(offer, max_size=max_segment_bytes(max_frame_bytes))
         except SegmentRefused as error:
             return None, str(error)
         except (OSError, ValueError) as error:
             return None, f"the server could not map shared-memory segment {offer.segment!r} ({error})."
-        return cls(segment, max_frame_bytes=max_frame_bytes), ""
+        return cls(segment, max_frame_bytes=max_frame_bytes, cache=cache, kept=kept), ""
 
     def frame(self, message: pb.SharedFrame) -> np.ndarray:
         """The frame a request names, read-only in place; its slot is kept for the result.
@@ -116,8 +128,14 @@ class SharedFrames:
             capacity=capacity,
         )
 
-    def close(self) -> None:
-        """Release the mapping (at once, or when the last view of a frame is gone)."""
+    def close(self, *, clean: bool = False) -> None:
+        """End the call's use of the segment: kept for the client's next call when the call ended
+        ``clean`` (every result written, nothing in flight) and the segment is kept, else the
+        mapping is released (at once, or when the last view of a frame is gone)."""
         with self._lock:
+            unfinished = bool(self._slots)
             self._slots.clear()
+        if self.cache is not None:
+            self.cache.give_back(self.segment, keep=clean and self.kept and not unfinished)
+        else:
             self.segment.close()

@@ -1,10 +1,13 @@
-"""The client's ring of frame slots in one shared-memory segment, for one Denoise call.
+"""The client's ring of frame slots in one shared-memory segment.
 
 Each frame is written into a free slot and named to the server by a ``SharedFrame``
 message; the server writes the frame's float32 result into the same slot (a slot is
-sized for that), and the slot is free again once the client copied the result out. So
+sized for that), and the slot is free again once the client copied the result out, or,
+for a result lent to the caller without a copy, once the caller dropped the last array
+over it. So
 at most :data:`SLOTS` frames are in flight, and a producer faster than the server waits
-for a slot instead of filling memory.
+for a slot instead of filling memory. A ring serves one call at a time; a client keeps
+it for its next calls (:mod:`emdenoise.shm.pool`) when the call ended cleanly.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -23,6 +27,11 @@ from emdenoise.v1 import denoiser_pb2 as pb
 #: Slots per call: enough for the server to read one frame while it computes another and
 #: the client takes a third's result.
 SLOTS = 4
+#: Extra slots of a ring kept between calls (:mod:`emdenoise.shm.pool`) for results lent to the
+#: caller: the array the caller gets is the slot itself, no copy, and the slot is free again when
+#: the caller dropped it. A caller that keeps every result holds at most this many slots; later
+#: results are copied out, so the other :data:`SLOTS` always carry frames.
+LENDABLE = 2
 #: Largest segment a call makes; frames whose slots would not fit this many times go with fewer slots.
 MAX_RING_BYTES = 1 << 30
 #: Seconds between checks that the call is still on while waiting for a free slot.
@@ -35,6 +44,20 @@ SLOT_PATIENCE = 30.0
 #: Bytes a result pixel takes (float32).
 RESULT_ITEMSIZE = 4
 PAGE = 4096
+
+
+class _Lent:
+    """Owner of a result lent out of a slot: the base of the caller's array and of every view of it.
+
+    It holds the slot's view of the mapping (an export: the memory stays mapped while any of
+    those arrays lives) and is collected only when the last of them is.
+    """
+
+    __slots__ = ("__array_interface__", "_view", "__weakref__")
+
+    def __init__(self, view: np.ndarray):
+        self._view = view
+        self.__array_interface__ = view.__array_interface__
 
 
 def slot_bytes_for(frame: np.ndarray) -> int:
@@ -52,6 +75,11 @@ class SharedRing:
         Bytes per slot (rounded up to a page).
     slots : int
         Number of slots.
+    populate : bool
+        Fault the slots in now (:meth:`~emdenoise.shm.segments.Segment.populate`): a ring
+        kept across calls pays its page faults once, when it is made.
+    lendable : int
+        Of the ``slots``, how many may be lent to the caller at once (:meth:`take`).
 
     Raises
     ------
@@ -59,38 +87,58 @@ class SharedRing:
         The segment could not be created (no ``/dev/shm``, no space).
     """
 
-    def __init__(self, slot_bytes: int, slots: int = SLOTS):
+    def __init__(self, slot_bytes: int, slots: int = SLOTS, *, populate: bool = False, lendable: int = 0):
         self.slot_bytes = max(PAGE, -(-int(slot_bytes) // PAGE) * PAGE)
         self.slots = max(1, int(slots))
+        self.lendable = min(max(0, int(lendable)), self.slots - 1)
+        self.lent = 0  # results lent to the caller and not yet dropped
         self.segment = create(HEADER_BYTES + self.slots * self.slot_bytes)
+        if populate:
+            self.segment.populate()
         self._free: queue.Queue = queue.Queue()
         for slot in range(self.slots):
             self._free.put(slot)
         self._used: dict[int, int] = {}  # frame index -> slot
-        self._lock = threading.Lock()
+        # reentrant: a lent array's finaliser may run (garbage collection) while this thread holds it
+        self._lock = threading.RLock()
         self._closed = threading.Event()
 
-    @classmethod
-    def for_frame(cls, frame: np.ndarray, frame_count: int = 0) -> "SharedRing":
-        """A ring whose slots fit ``frame`` and its result: :data:`SLOTS` of them, fewer (at least 2)
-        when that would exceed :data:`MAX_RING_BYTES`, and no more than ``frame_count`` (0: unknown).
+    @staticmethod
+    def slots_for(frame: np.ndarray, frame_count: int = 0) -> int:
+        """Slots of a ring for ``frame``: :data:`SLOTS`, fewer (at least 2) when that would exceed
+        :data:`MAX_RING_BYTES`, and no more than ``frame_count`` (0: unknown).
 
         Every slot costs its pages' allocation (~1 ms per 4 MiB) whether used or not, so a
         call of one frame makes one slot."""
-        size = slot_bytes_for(frame)
-        slots = max(2, min(SLOTS, MAX_RING_BYTES // size))
-        if frame_count > 0:
-            slots = min(slots, int(frame_count))
-        return cls(size, slots=slots)
+        slots = max(2, min(SLOTS, MAX_RING_BYTES // slot_bytes_for(frame)))
+        return min(slots, int(frame_count)) if frame_count > 0 else slots
+
+    @classmethod
+    def for_frame(cls, frame: np.ndarray, frame_count: int = 0, *, populate: bool = False,
+                  lend: bool = False) -> "SharedRing":
+        """A ring whose :meth:`slots_for` slots fit ``frame`` and its result; ``lend``: and
+        :data:`LENDABLE` more for lent results, where the call has more than one frame and they fit
+        :data:`MAX_RING_BYTES`."""
+        size, slots = slot_bytes_for(frame), cls.slots_for(frame, frame_count)
+        lendable = LENDABLE if lend and slots > 1 and (slots + LENDABLE) * size <= MAX_RING_BYTES else 0
+        return cls(size, slots=slots + lendable, populate=populate, lendable=lendable)
+
+    @property
+    def idle(self) -> bool:
+        """True when the ring is open and no slot holds a frame in flight: a next call may use it
+        (slots lent to the caller come back on their own)."""
+        with self._lock:
+            return not self.closed and not self._used
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` ran."""
         return self._closed.is_set()
 
-    def offer(self) -> pb.SharedMemory:
-        """The ``DenoiseOptions.shared_memory`` naming this ring's segment."""
-        return pb.SharedMemory(segment=self.segment.name, key=self.segment.key, size=self.segment.size)
+    def offer(self, *, reuse: bool = False) -> pb.SharedMemory:
+        """The ``DenoiseOptions.shared_memory`` naming this ring's segment (``reuse``: the client will
+        offer it again in later calls)."""
+        return pb.SharedMemory(segment=self.segment.name, key=self.segment.key, size=self.segment.size, reuse=reuse)
 
     def fits(self, frame: np.ndarray) -> bool:
         """True when ``frame`` and its float32 result fit a slot."""
@@ -130,7 +178,11 @@ class SharedRing:
                               offset=offset, capacity=self.slot_bytes)
 
     def take(self, message: pb.SharedFrame) -> np.ndarray:
-        """A copy of the result the server wrote into a frame's slot; the slot is free again.
+        """The result the server wrote into a frame's slot.
+
+        Lent while fewer than ``lendable`` results are: the array is the slot itself (no copy),
+        and the slot is free again once the last array over it is gone (the caller owns it
+        until then: no frame is written there). Otherwise a copy, and the slot is free at once.
 
         Raises
         ------
@@ -152,12 +204,26 @@ class SharedRing:
                     raise ValueError("outside the slot")
                 if self.closed:
                     raise ValueError("the segment was released")
-                result = self.segment.array(int(message.offset), dtype, shape).copy()
+                view = self.segment.array(int(message.offset), dtype, shape)
             except (TypeError, ValueError) as error:
                 raise UserError(f"the server's shared-memory result for frame {index} cannot be read ({error}); "
                                 "use --shared-memory off and report this.") from None
+            if self.lent < self.lendable:
+                self.lent += 1
+                owner = _Lent(view)
+                weakref.finalize(owner, self._returned, slot)
+                return np.asarray(owner)
+            result = view.copy()
+            del view
         self._free.put(slot)
         return result
+
+    def _returned(self, slot: int) -> None:
+        """A lent result was dropped: its slot is free again."""
+        with self._lock:
+            self.lent -= 1
+            if not self.closed:
+                self._free.put(slot)
 
     def release(self, index: int) -> None:
         """Free frame ``index``'s slot without reading it (its result came as chunks)."""
@@ -166,9 +232,15 @@ class SharedRing:
         if slot is not None:
             self._free.put(slot)
 
-    def close(self) -> None:
-        """Remove the segment's name and release the mapping; safe to repeat."""
+    def close(self, *, released: bool = False) -> None:
+        """Remove the segment's name and release the mapping; safe to repeat.
+
+        ``released``: first tell a server that kept the segment mapped across calls to let go
+        of it too (else it does when this process ends or the segment stays unused).
+        """
         self._closed.set()
         with self._lock:
+            if released:
+                self.segment.mark_released()
             self.segment.unlink()
             self.segment.close()

@@ -10,6 +10,10 @@ Who removes what (nothing is left behind when either side is killed with SIGKILL
 - the server removes the name as soon as it has mapped the segment and checked its
   owner, mode and key; from then on the memory lives only as long as one of the two
   processes maps it, and the kernel frees it when both are gone;
+- a server may keep its mapping between the calls of the client that made the segment
+  (:mod:`emdenoise.server.segment_cache`; the client keeps its ring, :mod:`emdenoise.shm.pool`)
+  and lets go of it when the client marks it released (byte :data:`RELEASED_AT`), when the
+  creator process is gone, or when it stays unused; it never maps the same name twice;
 - the client removes the name when its call ends for any reason, and when the segment
   object is collected or the interpreter exits (:func:`weakref.finalize`);
 - a name whose creator died before the server mapped it is removed by
@@ -50,6 +54,11 @@ MAGIC = b"EMDNSHM1"
 KEY_BYTES = 16
 #: Bytes before the first slot (one page: slots start page-aligned).
 HEADER_BYTES = 4096
+#: Offset of the byte the client sets to 1 when it lets go of a segment a server keeps mapped
+#: across calls (:mod:`emdenoise.server.segment_cache` then unmaps it too).
+RELEASED_AT = len(MAGIC) + KEY_BYTES
+#: ``madvise`` advice that maps (and allocates) a range's pages at once (Linux 5.14+).
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 
 class SegmentRefused(Exception):
@@ -155,6 +164,30 @@ class Segment:
     def closed(self) -> bool:
         """True once :meth:`close` released the mapping."""
         return self.mapping.closed
+
+    def populate(self, offset: int = HEADER_BYTES, length: int | None = None) -> bool:
+        """Fault in bytes ``offset`` to ``offset + length`` (default: to the end) in one system call.
+
+        A page faulted in one by one costs ~1.1 µs here (a 4 MiB slot 1.2 ms, on each side
+        that maps it); a segment kept across calls pays that once, when it is made, instead
+        of within its first calls. True when the kernel did it (False: pages fault in as used).
+        """
+        length = self.size - offset if length is None else length
+        try:
+            self.mapping.madvise(MADV_POPULATE_WRITE, offset, length)
+        except (OSError, ValueError):  # older kernels: the pages fault in on first use, as before
+            return False
+        return True
+
+    @property
+    def released(self) -> bool:
+        """True once the creator set the released byte (:meth:`mark_released`)."""
+        return not self.closed and self.mapping[RELEASED_AT] == 1
+
+    def mark_released(self) -> None:
+        """Tell a server that keeps this segment mapped that its client let go of it."""
+        if not self.closed:
+            self.mapping[RELEASED_AT] = 1
 
     def unlink(self) -> None:
         """Remove the name (the memory stays while a process maps it); safe to repeat."""
@@ -304,5 +337,5 @@ def sweep_stale(uid: int | None = None) -> list[str]:
     return removed
 
 
-__all__ = ["HEADER_BYTES", "KEY_BYTES", "MAGIC", "PREFIX", "SHM_DIR", "Segment", "SegmentRefused", "available",
+__all__ = ["HEADER_BYTES", "KEY_BYTES", "MAGIC", "PREFIX", "RELEASED_AT", "SHM_DIR", "Segment", "SegmentRefused", "available",
            "check_name", "create", "creator", "new_name", "open_private", "process_start", "sweep_stale"]

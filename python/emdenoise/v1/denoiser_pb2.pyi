@@ -29,14 +29,16 @@ class FrameChunk(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., header: _Optional[_Union[ArrayHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SharedMemory(_message.Message):
-    __slots__ = ("segment", "key", "size")
+    __slots__ = ("segment", "key", "size", "reuse")
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    REUSE_FIELD_NUMBER: _ClassVar[int]
     segment: str
     key: bytes
     size: int
-    def __init__(self, segment: _Optional[str] = ..., key: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
+    reuse: bool
+    def __init__(self, segment: _Optional[str] = ..., key: _Optional[bytes] = ..., size: _Optional[int] = ..., reuse: _Optional[bool] = ...) -> None: ...
 
 class SharedFrame(_message.Message):
     __slots__ = ("frame_index", "header", "offset", "capacity")
@@ -79,7 +81,7 @@ class DenoiseRequest(_message.Message):
     def __init__(self, options: _Optional[_Union[DenoiseOptions, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., shared: _Optional[_Union[SharedFrame, _Mapping]] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("model_id", "model_version", "graph_sha256", "emdenoise_version", "device", "shared_memory", "shared_memory_refused")
+    __slots__ = ("model_id", "model_version", "graph_sha256", "emdenoise_version", "device", "shared_memory", "shared_memory_refused", "shared_memory_kept")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +89,7 @@ class JobInfo(_message.Message):
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     SHARED_MEMORY_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_KEPT_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     model_version: str
     graph_sha256: str
@@ -94,7 +97,8 @@ class JobInfo(_message.Message):
     device: str
     shared_memory: bool
     shared_memory_refused: str
-    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., emdenoise_version: _Optional[str] = ..., device: _Optional[str] = ..., shared_memory: _Optional[bool] = ..., shared_memory_refused: _Optional[str] = ...) -> None: ...
+    shared_memory_kept: bool
+    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., emdenoise_version: _Optional[str] = ..., device: _Optional[str] = ..., shared_memory: _Optional[bool] = ..., shared_memory_refused: _Optional[str] = ..., shared_memory_kept: _Optional[bool] = ...) -> None: ...
 
 class DenoiseResponse(_message.Message):
     __slots__ = ("started", "chunk", "shared")

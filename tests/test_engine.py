@@ -105,7 +105,7 @@ def test_defaults_per_modality(engine):
     """The defaults are the benchmarks' winners (issue 17, docs/benchmarks.md)."""
     assert engine.card(modality="stem").id == "sim-vstunet32-stem-r2"
     assert engine.card(modality="tem").id == "classical-auto"
-    assert engine.card(modality="hrtem").id == "sim-vstunet24d4-hrtem-r3"
+    assert engine.card(modality="hrtem").id == "sim-vstunet24d4-hrtem-r4"
     assert engine.card(modality="any").id == "classical-auto"
 
 

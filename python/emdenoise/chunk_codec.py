@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from emdenoise.protowire import read_varint
 from emdenoise.v1 import denoiser_pb2 as pb
 
 #: Field number of ``chunk`` in both ``DenoiseRequest`` and ``DenoiseResponse``.
@@ -37,19 +38,6 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def _read_varint(data, pos: int, end: int) -> tuple[int, int]:
-    """``(value, next position)``; raises ValueError past ``end`` or beyond 10 bytes."""
-    value = shift = 0
-    while pos < end and shift < 70:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("bad varint")
 
 
 class RawChunk:
@@ -149,22 +137,22 @@ def decode_chunk(data: bytes) -> ChunkMessage | None:
     if end < 2 or data[0] != _CHUNK_TAG:
         return None
     try:
-        length, pos = _read_varint(data, 1, end)
+        length, pos = read_varint(data, 1, end)
         if pos + length != end:
             return None
         fields: dict[int, object] = {}
         while pos < end:
-            tag, pos = _read_varint(data, pos, end)
+            tag, pos = read_varint(data, pos, end)
             number, kind = tag >> 3, tag & 7
             if number in fields:
                 return None  # protobuf merges repeats: leave it to protobuf
             if number in (1, 2, 3) and kind == 0:
-                value, pos = _read_varint(data, pos, end)
+                value, pos = read_varint(data, pos, end)
                 if value > (_UINT64_MAX if number == 1 else _UINT32_MAX):
                     return None
                 fields[number] = value
             elif number in (4, 5) and kind == 2:
-                size, pos = _read_varint(data, pos, end)
+                size, pos = read_varint(data, pos, end)
                 if pos + size > end:
                     return None
                 fields[number] = (pos, pos + size)

@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from emdenoise.engine.cards import ModelCard
 from emdenoise.errors import ResourceExhausted
+from emdenoise.protowire import read_varint
 
 _OOM = re.compile(r"(out of memory|failed to allocate|bad_alloc|cudaErrorMemoryAllocation)", re.I)
 
@@ -26,28 +27,17 @@ _OOM = re.compile(r"(out of memory|failed to allocate|bad_alloc|cudaErrorMemoryA
 NCHWC_BLOCK = 8
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _fields(data: bytes, start: int, end: int):
     """Protocol buffer fields of ``data[start:end]``: (number, wire type, varint value or (start, end))."""
     pos = start
     while pos < end:
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
             yield number, wire, value
         elif wire == 2:
-            length, pos = _varint(data, pos)
+            length, pos = read_varint(data, pos)
             yield number, wire, (pos, pos + length)
             pos += length
         elif wire in (1, 5):
@@ -85,7 +75,7 @@ def conv_output_channels(data: bytes) -> list[int | None]:
                     elif n == 1 and w == 2:  # packed dims
                         pos = v[0]
                         while pos < v[1]:
-                            dim, pos = _varint(data, pos)
+                            dim, pos = read_varint(data, pos)
                             dims.append(dim)
                     elif n == 8 and w == 2:
                         name = data[v[0]:v[1]].decode()

@@ -106,3 +106,27 @@ def test_same_bits_whatever_the_tile_and_the_integer_type(engine, model):
     again = engine.denoise(frame, model)
     assert again is not whole and not np.shares_memory(again, whole)
     np.testing.assert_array_equal(again, whole)
+
+
+def test_a_result_goes_into_the_callers_array_when_it_can_and_is_the_same_bits(engine):
+    """``denoise_frame(out=...)``: the server's shared-memory slot receives the result itself (issue 20,
+    item 3); an array it cannot use is left alone and the result is a new array with the same bits."""
+    rng = np.random.default_rng(4)
+    frame = rng.poisson(25, (200, 333)).astype(np.uint16)
+    card = engine.card("ede-kernel-stem-5")
+    fresh = engine.denoise_frame(frame, card, gain=1.0, offset=0.0)
+    out = np.full(frame.shape, np.nan, np.float32)
+    assert engine.denoise_frame(frame, card, gain=1.0, offset=0.0, out=out) is out
+    np.testing.assert_array_equal(out, fresh)
+    # the slot holds the frame too: a float32 frame and its result in the same bytes
+    slot = frame.astype(np.float32)
+    assert engine.denoise_frame(slot, card, gain=1.0, offset=0.0, out=slot) is slot
+    np.testing.assert_array_equal(slot, engine.denoise_frame(frame.astype(np.float32), card, gain=1.0, offset=0.0))
+    read_only = np.zeros(frame.shape, np.float32)
+    read_only.flags.writeable = False
+    for unusable in (np.zeros(frame.shape, np.float64), np.zeros((200, 334), np.float32),
+                     np.zeros((333, 200), np.float32).T, read_only):
+        result = engine.denoise_frame(frame, card, gain=1.0, offset=0.0, out=unusable)
+        assert result is not unusable and not np.shares_memory(result, unusable)
+        np.testing.assert_array_equal(result, fresh)
+    assert not read_only.any()

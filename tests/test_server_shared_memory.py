@@ -621,3 +621,27 @@ def test_a_caller_that_drops_each_result_gets_every_one_lent_and_lent_results_ar
         assert all(lent[:5]) and any(lent[5:]) and not all(lent[5:]) and client.last_transport == "shared memory"
         assert np.array_equal(kept, by_messages[3][10:20]) and is_lent(kept)
     assert segments_of(os.getpid()) == []
+
+
+def test_the_engine_writes_a_result_into_its_frames_slot_and_put_result_names_it_without_a_copy():
+    from emdenoise.server.shared_frames import SharedFrames
+    from emdenoise.shm.ring import SharedRing
+
+    frame = np.arange(120, dtype=np.uint16).reshape(12, 10)
+    ring = SharedRing.for_frame(frame)
+    try:
+        message = ring.put(frame, 0)
+        frames = SharedFrames(ring.segment)  # this process's own mapping stands in for the server's
+        view = frames.frame(message)
+        place = frames.result_buffer(0, view.shape)
+        assert place is not None and place.dtype == np.float32 and place.flags.writeable
+        assert place.__array_interface__["data"][0] == view.__array_interface__["data"][0]  # the frame's own slot
+        assert frames.result_buffer(1, view.shape) is None  # a frame that did not come through the segment
+        assert frames.result_buffer(0, (100, 100)) is None  # a result larger than the slot
+        place[...] = view * np.float32(2.5)  # what Engine.denoise_frame(out=place) does after reading the frame
+        del view
+        placed = frames.put_result(0, place)
+        assert placed.offset == message.offset and list(placed.header.shape) == [12, 10]
+        np.testing.assert_array_equal(ring.take(placed), frame * np.float32(2.5))
+    finally:
+        ring.close()

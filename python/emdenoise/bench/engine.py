@@ -11,10 +11,11 @@ are megapixels of input per second; all versions get gain 1 / offset 0, so their
 are compared bit for bit (sha256 of every output frame, and the first frame's largest
 difference against the baseline).
 
-The shared-memory path (issue 20, item 3) is timed for this tree only, in the same
-rounds: a server of this tree on loopback, the client with ``shared_memory="on"`` (the
-gRPC job sends messages: ``shared_memory="off"``); its MP/s and its ratio to in-process
-are printed, and its outputs join the digest check.
+The shared-memory path (issue 20, item 3) is timed in the same rounds for every version:
+a server of that version on loopback, the client with ``shared_memory="on"`` (the gRPC job
+sends messages: ``shared_memory="off"``); its MP/s and its ratio to in-process are
+printed, and its outputs join the digest check. A baseline older than the path sends
+messages in that job, and its shared-memory figures print as "-".
 
 ``--stack-frames N`` also streams N frames of 1024x1024 through a server of this tree and
 prints its resident memory at 10 % and at the end (flat: the stack is never held whole).
@@ -209,9 +210,12 @@ def print_model(model: str, summary: dict, versions: list[str], args, comparison
     line("gRPC MP/s", "grpc_mpix_s", ".3g")
     print(f"  {'gRPC / in-process':<28}{cur['grpc_mpix_s'] / cur['in_process_mpix_s']:>18.2f}"
           + (f"{base['grpc_mpix_s'] / base['in_process_mpix_s']:>22.2f}" if base else ""))
-    print(f"  {'shared-memory MP/s':<28}{cur['shm_mpix_s']:>18.3g}" + (f"{'-':>22}" if base else ""))
+    base_shm = bool(base) and base["shm_transports"] == ["shared memory"]  # a baseline older than the path: "-"
+    print(f"  {'shared-memory MP/s':<28}{cur['shm_mpix_s']:>18.3g}"
+          + ((f"{base['shm_mpix_s']:>22.3g}{_ratio(cur['shm_mpix_s'], base['shm_mpix_s']):>10}" if base_shm
+              else f"{'-':>22}") if base else ""))
     print(f"  {'shared-memory / in-process':<28}{cur['shm_mpix_s'] / cur['in_process_mpix_s']:>18.2f}"
-          + (f"{'-':>22}" if base else ""))
+          + ((f"{base['shm_mpix_s'] / base['in_process_mpix_s']:>22.2f}" if base_shm else f"{'-':>22}") if base else ""))
     if cur["shm_runs"] and cur["shm_transports"] != ["shared memory"]:
         print(f"  WARNING: the shared-memory jobs' frames travelled as {', '.join(cur['shm_transports'])}")
     line("tiles per frame", "tiles", "", ratio=False)
@@ -282,8 +286,7 @@ def run(args) -> int:
             base_job = {"model": model, "size": args.size, "frames": args.frames, "dtype": args.dtype,
                         "device": args.device}
             for round_index in range(args.rounds):  # A-in B-in A-grpc B-grpc A-shm, then the reverse, ...
-                jobs = [(op, version) for op in ("inproc", "grpc", "shm") for version in versions
-                        if op != "shm" or version == CURRENT]
+                jobs = [(op, version) for op in ("inproc", "grpc", "shm") for version in versions]
                 for op, version in jobs if round_index % 2 == 0 else jobs[::-1]:
                     job = dict(base_job, op=op, save=files[version] if round_index == 0 else None)
                     rows[version][op].append(run_job(pythons[version], job, args.timeout))

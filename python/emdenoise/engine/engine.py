@@ -185,6 +185,7 @@ class Engine:
         offset: float | None = None,
         tile_size: int | None = None,
         cancelled: Callable[[], bool] | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Denoise one 2-D frame with ``card``'s model (tiled, batched, normalised).
 
@@ -192,7 +193,11 @@ class Engine:
         (at least ``MIN_TILE``, so a request cannot ask for millions of tiny tiles).
         ``cancelled`` is asked before each batch of tiles; when it returns True the frame
         is abandoned with :class:`JobCancelled` (a server whose client went away stops
-        computing at once instead of finishing the frame).
+        computing at once instead of finishing the frame). ``out``, a writable C-contiguous
+        float32 array of the frame's shape, receives the result (the server's shared-memory
+        slot: no copy of it afterwards); it is returned. It must not overlap ``frame``'s
+        memory unless the frame is no longer needed once normalised (the slot holds both:
+        the frame is read before anything is written).
 
         Raises
         ------
@@ -215,7 +220,10 @@ class Engine:
             # normalised straight into the padded frame (no normalised copy to pad afterwards)
             padded = tiling.padded_frame(frame.shape, plan, lambda out: mapping.forward(frame, where=where, out=out))
             result = self._run_tiled(padded, plan, card, cancelled=cancelled)
-        return mapping.inverse(result, where=where)
+        if out is not None and (out.dtype != np.float32 or out.shape != frame.shape or not out.flags.c_contiguous
+                                or not out.flags.writeable or np.may_share_memory(out, result)):
+            out = None  # not a place the result can go: a new array, as without it
+        return mapping.inverse(result, where=where, out=out)
 
     def tile_plan(self, shape: tuple[int, int], card: ModelCard, *, tile_size: int | None = None) -> tiling.TilePlan:
         """How a frame of ``shape`` is cut for ``card`` (see :mod:`emdenoise.engine.tiling`).

@@ -208,11 +208,14 @@ class DenoiserService(pb_grpc.DenoiserServicer):
                                      max_frame_bytes=self.max_frame_bytes, frame_count=options.frame_count,
                                      shared=shared)
             for index, frame in frames:
+                # a frame in shared memory: the engine writes its result into the slot (no copy afterwards)
+                out = shared.result_buffer(index, frame.shape) if shared is not None else None
                 with self._compute_slot(context):
                     result = self.engine.denoise_frame(
-                        frame, card, index=index, tile_size=checked["tile_size"], cancelled=stop, **calibration
+                        frame, card, index=index, tile_size=checked["tile_size"], cancelled=stop, out=out,
+                        **calibration
                     )
-                frame = None  # noqa: F841 -- the received frame is not held while the next one arrives
+                frame = out = None  # noqa: F841 -- the received frame is not held while the next one arrives
                 if self.on_frame is not None:
                     self.on_frame()
                 placed = shared.put_result(index, result) if shared is not None else None

@@ -105,8 +105,25 @@ class SharedFrames:
         view.flags.writeable = False
         return view
 
+    def result_buffer(self, index: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """A writable float32 view of frame ``index``'s slot where the engine may write the frame's result
+        of ``shape`` itself (``Engine.denoise_frame(out=...)``), or None (the frame did not come through
+        shared memory, or the result would not fit).
+
+        The view starts where the frame does: the engine reads the frame before it writes the result.
+        """
+        with self._lock:
+            slot = self._slots.get(index)
+            if slot is None or self.segment.closed:
+                return None
+            offset, capacity = slot
+            if int(np.prod(shape, dtype=np.int64)) * RESULT_ITEMSIZE > capacity:
+                return None
+            return self.segment.array(offset, np.float32, tuple(shape))
+
     def put_result(self, index: int, result: np.ndarray) -> pb.SharedFrame | None:
-        """Write frame ``index``'s result into its slot; the message naming it, or None (send chunks).
+        """Write frame ``index``'s result into its slot (nothing to write when the engine wrote it there
+        already, :meth:`result_buffer`); the message naming it, or None (send chunks).
 
         None when the frame did not come through shared memory or the result does not fit.
         """
@@ -119,7 +136,8 @@ class SharedFrames:
             if result.nbytes > capacity:
                 return None
             target = self.segment.array(offset, result.dtype, result.shape)
-            np.copyto(target, result)
+            if target.__array_interface__["data"][0] != result.__array_interface__["data"][0]:
+                np.copyto(target, result)
             del target
         return pb.SharedFrame(
             frame_index=index,

@@ -26,6 +26,8 @@ SUBVERBS = (
     Verb("engine",
          "megapixels/s per model (in-process vs gRPC vs shared memory), halo, latency at 1/4/16 clients, peak memory; --baseline REV",
          "emdenoise.bench.engine:register"),
+    Verb("transport", "CPU ms per frame: in-process, shared memory, gRPC messages and plain TCP (issue 20, item 3)",
+         "emdenoise.bench.transport:register"),
     Verb("compress", "seed 002 autoencoder latents (.emz) vs JPEG 2000 / JPEG XL at the same size, zstd lossless",
          "emdenoise.bench.compress:register"),
     Verb("adapt", "adapt (issue 18) against tuned and oracle Gaussians on real frames", "emdenoise.bench.adapt:register"),

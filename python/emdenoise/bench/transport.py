@@ -28,8 +28,6 @@ import socket
 import threading
 import time
 
-import numpy as np
-
 TICKS = os.sysconf("SC_CLK_TCK")
 #: The engine's own CPU per frame: in-process with ONNX Runtime's threads sleeping when idle, as
 #: the server's do (spinning threads burn CPU while they wait, which is no one's work).
@@ -55,11 +53,6 @@ def process_cpu_seconds(pid: int | str = "self") -> float:
     """User + system CPU seconds of process ``pid`` so far (every thread, ended ones included)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _frames(count: int, size: int, dtype: str) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.poisson(20, (size, size)).astype(dtype) for _ in range(count)]
 
 
 def _timed_calls(client, frames, model: str, seconds: float, server_pid: int | None = None) -> dict:
@@ -124,6 +117,7 @@ def plain_tcp(up_bytes: int, down_bytes: int, seconds: float) -> dict:
 
 def measure(model: str, size: int, dtype: str, frames: int, seconds: float) -> dict:
     """The figures of every path (see the module's docstring)."""
+    from emdenoise.bench._engine_probe import _frames  # the frames bench engine times
     from emdenoise.client import EmbeddedClient, RemoteClient
     from emdenoise.server.subprocess_server import ServerProcess
 
